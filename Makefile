@@ -1,0 +1,51 @@
+# Two commands set everything up on a fresh machine with Python 3.11:
+#   make run    create the locked environment with uv, then run the pipeline (dvc repro)
+#   make test   lint, type-check and test
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
+RUN := $(UV) run --frozen
+
+# No telemetry from any tool, and no download of a Python interpreter behind our back.
+export DVC_NO_ANALYTICS := 1
+export MLFLOW_DISABLE_TELEMETRY := true
+export GX_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: run test lint typecheck unit lab bench dag clean help
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+.venv/.synced: uv.lock pyproject.toml
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+	$(UV) sync --frozen --python "$(PYTHON)"
+	@touch $@
+
+run: .venv/.synced ## run the whole pipeline on the data set in params.yaml (default: generator)
+	$(RUN) dvc repro
+	@$(RUN) dvc dag
+
+lint: .venv/.synced
+	$(RUN) ruff check src tests pipelines bench
+	$(RUN) ruff format --check src tests pipelines bench
+
+typecheck: .venv/.synced
+	$(RUN) mypy src
+
+unit: .venv/.synced
+	$(RUN) pytest tests --nbmake notebooks
+
+test: lint typecheck unit ## ruff, mypy and the whole test suite (notebooks included)
+
+lab: .venv/.synced ## JupyterLab on the project's environment
+	$(RUN) jupyter lab --notebook-dir=notebooks
+
+bench: .venv/.synced ## time ingest + validate of the full ServiceNow audit log
+	@test -n "$$ITSM_ML_DATASETS" || { echo "set ITSM_ML_DATASETS to the folder of the public datasets (e.g. ../shared/datasets)"; exit 2; }
+	$(RUN) python bench/ingest_validate.py --out reports/benchmarks.md
+
+dag: .venv/.synced ## show the pipeline
+	$(RUN) dvc dag

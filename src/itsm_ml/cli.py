@@ -1,0 +1,273 @@
+"""The `itsm-ml` command: what data scientists and schedulers call by hand.
+
+The pipeline itself runs with `dvc repro`; these commands try a new export, make synthetic
+data and show the canonical tables.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import date
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from itsm_ml import telemetry
+from itsm_ml.errors import ConfigError, ItsmMlError, SourceError
+
+app = typer.Typer(
+    name="itsm-ml",
+    help="Validated ITSM tables and trustworthy models from your service desk's history.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True, soft_wrap=True)
+out = Console()
+
+EXIT_VALID, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+
+
+class SourceKind(StrEnum):
+    servicenow_audit_log = "servicenow_audit_log"
+    servicenow_table = "servicenow_table"
+    ticket_csv = "ticket_csv"
+    change_csv = "change_csv"
+
+
+class TableName(StrEnum):
+    tickets = "tickets"
+    changes = "changes"
+
+
+@app.callback()
+def _main() -> None:
+    telemetry.disable()
+
+
+def _progress() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+def _source_block(kind: SourceKind, file: Path, mapping: Path | None) -> dict[str, Any]:
+    block: dict[str, Any] = {}
+    if mapping is not None:
+        try:
+            loaded = yaml.safe_load(mapping.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"mapping {mapping}: cannot be read as YAML: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"mapping {mapping}: expected a YAML mapping of source fields")
+        block.update(loaded.get("source", loaded))
+        if block.get("kind", kind.value) != kind.value:
+            raise ConfigError(
+                f"mapping {mapping} is for kind {block['kind']!r}, not --source {kind.value}"
+            )
+    elif kind in (SourceKind.ticket_csv, SourceKind.change_csv):
+        raise ConfigError(
+            f"--source {kind.value} needs --mapping FILE: a YAML file naming the columns "
+            "(see the README, 'Point the pipeline at your own export')"
+        )
+    block.update(kind=kind.value, path=str(file))
+    return block
+
+
+@app.command()
+def check(
+    file: Annotated[Path, typer.Argument(help="The export to check (CSV, optionally .gz).")],
+    source: Annotated[SourceKind, typer.Option("--source", "-s", help="Kind of export.")],
+    mapping: Annotated[
+        Path | None,
+        typer.Option(help="YAML with the column mapping (needed for ticket_csv and change_csv)."),
+    ] = None,
+    params: Annotated[
+        Path, typer.Option(help="params.yaml whose validation rules apply, if it exists.")
+    ] = Path("params.yaml"),
+    report_dir: Annotated[
+        Path, typer.Option(help="Where the JSON and HTML reports are written.")
+    ] = Path("reports/validation/check"),
+) -> None:
+    """Ingest and validate one export without touching the pipeline's outputs.
+
+    Exit code 0: valid (some rows may be quarantined, within the limit); 1: invalid, with the
+    report printed and written; 2: usage error (bad option or mapping).
+    """
+    from itsm_ml import sources, stages
+    from itsm_ml.config import ValidationParams, load_params, parse_source
+    from itsm_ml.schemas import schema_for
+    from itsm_ml.validation import RuleResult, ValidationReport
+
+    table = "changes" if source is SourceKind.change_csv else "tickets"
+    try:
+        parsed = parse_source(table, _source_block(source, file, mapping))
+        rules = (
+            load_params(params).table(table).validation if params.exists() else ValidationParams()
+        )
+    except ConfigError as exc:
+        console.print(f"[red]usage error:[/red] {exc}")
+        raise typer.Exit(EXIT_USAGE) from exc
+
+    report_path = report_dir / f"{file.name}.json"
+    started = time.perf_counter()
+    with _progress() as progress:
+        step = progress.add_task(f"reading {file} as {source.value}")
+        try:
+            frame = sources.load_table(table, parsed)
+        except SourceError as exc:
+            progress.stop()
+            report = ValidationReport(
+                table=table,
+                source=str(file),
+                rows=0,
+                results=(
+                    RuleResult(
+                        "file readable as " + source.value,
+                        None,
+                        "critical",
+                        False,
+                        1,
+                        (),
+                        "read",
+                        str(exc),
+                    ),
+                ),
+                quarantined_rows=0,
+                max_quarantine_share=rules.max_quarantine_share,
+                checked_at=time.strftime("%Y-%m-%dT%H:%M:%S"),
+            )
+            stages.write_report(report, report_path)
+            console.print(f"[red]invalid:[/red] {exc}\nReport: {report_path.with_suffix('.html')}")
+            raise typer.Exit(EXIT_INVALID) from exc
+        progress.update(step, description=f"read {len(frame):,} rows from {file}")
+        step = progress.add_task(f"validating {table} (Great Expectations)")
+        traits = sources.traits(table, parsed)
+        from itsm_ml.validation import validate_table
+
+        outcome = validate_table(
+            frame,
+            schema_for(table),
+            rules,
+            source=str(file),
+            expect_text=traits.has_text,
+            non_null=traits.non_null,
+        )
+        progress.update(step, description=f"validated {table}")
+        stages.write_report(outcome.report, report_path)
+
+    _print_report(outcome.report)
+    console.print(
+        f"Report: {report_path} and {report_path.with_suffix('.html')} "
+        f"({time.perf_counter() - started:.1f} s)"
+    )
+    raise typer.Exit(EXIT_VALID if outcome.report.passed else EXIT_INVALID)
+
+
+def _print_report(report: Any) -> None:
+    table = Table(title=f"{report.table} from {report.source}: {report.rows:,} rows")
+    for header in ("status", "severity", "column", "rule", "rows", "examples"):
+        table.add_column(header, overflow="fold")
+    for r in report.results:
+        if r.success:
+            continue
+        status = "[yellow]quarantined[/yellow]" if r.severity == "row" else "[red]FAILED[/red]"
+        rows = str(r.failed_count) if r.severity == "row" else r.observed
+        table.add_row(
+            status, r.severity, r.column or "(table)", r.name, rows, "\n".join(r.examples)
+        )
+    passed = sum(r.success for r in report.results)
+    if table.row_count:
+        console.print(table)
+    verdict = "[green]VALID[/green]" if report.passed else "[red]INVALID[/red]"
+    console.print(f"{verdict}: {passed}/{len(report.results)} rules passed")
+    console.print(report.summary(), markup=False, highlight=False)
+
+
+@app.command()
+def generate(
+    out_dir: Annotated[Path, typer.Argument(help="Folder for incidents.csv and changes.csv.")],
+    rows: Annotated[int, typer.Option(min=10, help="Incidents (and changes) to make.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same data.")] = 0,
+    start: Annotated[str, typer.Option(help="First opening date (YYYY-MM-DD).")] = "2025-01-01",
+    end: Annotated[str, typer.Option(help="Last opening date (YYYY-MM-DD).")] = "2025-12-31",
+    drift_after: Annotated[
+        str | None, typer.Option(help="Date after which categories, words and groups drift.")
+    ] = None,
+) -> None:
+    """Write ServiceNow-shaped exports made by the built-in generator.
+
+    incidents.csv is a ServiceNow table export (check it with --source servicenow_table);
+    changes.csv is a change_request export (--source change_csv with the mapping printed).
+    """
+    from itsm_ml import io
+    from itsm_ml.config import DriftKnobs, GeneratorSource
+    from itsm_ml.sources import generator
+
+    try:
+        knobs = DriftKnobs(after=date.fromisoformat(drift_after) if drift_after else None)
+        config = GeneratorSource(
+            kind="generator",
+            seed=seed,
+            rows=rows,
+            start=date.fromisoformat(start),
+            end=date.fromisoformat(end),
+            drift=knobs,
+        )
+    except ValueError as exc:
+        console.print(f"[red]usage error:[/red] {exc}")
+        raise typer.Exit(EXIT_USAGE) from exc
+    with _progress() as progress:
+        for name, make in (
+            ("incidents", generator.generate_incidents),
+            ("changes", generator.generate_changes),
+        ):
+            step = progress.add_task(f"generating {rows:,} {name}")
+            frame = make(config)
+            with io.atomic_path(out_dir / f"{name}.csv") as tmp:
+                frame.to_csv(tmp, index=False)
+            progress.update(step, description=f"wrote {out_dir / f'{name}.csv'}")
+    mapping = generator.GENERATED_CHANGE_MAPPING.model_dump(exclude={"kind", "path"})
+    with io.atomic_path(out_dir / "changes.mapping.yaml") as tmp:
+        tmp.write_text(yaml.safe_dump(mapping, sort_keys=False), encoding="utf-8")
+    console.print(f"mapping for changes.csv: {out_dir / 'changes.mapping.yaml'}")
+
+
+@app.command()
+def schema(
+    table: Annotated[
+        TableName | None, typer.Argument(help="tickets or changes; both if unset.")
+    ] = None,
+) -> None:
+    """Show the canonical tables: columns, dtypes and what each holds."""
+    from itsm_ml.schemas import SCHEMAS
+
+    for name, spec in SCHEMAS.items():
+        if table is not None and table.value != name:
+            continue
+        view = Table(title=f"{name} (id: {spec.id_column}, time: {spec.time_column})")
+        for header in ("column", "dtype", "always", "meaning"):
+            view.add_column(header)
+        for column in spec.columns:
+            view.add_row(
+                column.name, column.dtype, "yes" if column.core else "", column.description
+            )
+        out.print(view)
+
+
+def main() -> None:
+    try:
+        app()
+    except ItsmMlError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise SystemExit(EXIT_INVALID) from exc

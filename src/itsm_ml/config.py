@@ -1,0 +1,234 @@
+"""Typed models of params.yaml, validated once at the edge.
+
+Each source kind has its own model; ``kind`` selects it, so a new file of a known kind
+needs only a change of params.yaml, never of code.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    Field,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from itsm_ml.errors import ConfigError
+
+_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class _Strict(BaseModel, frozen=True, extra="forbid"):
+    pass
+
+
+class _CsvFile(_Strict):
+    path: str = Field(description="Path of the export; may use $ITSM_ML_DATASETS and ~.")
+    encoding: str = "utf-8"
+    delimiter: str = ","
+    missing_values: tuple[str, ...] = ("",)
+
+    def resolved_path(self, root: Path | None = None) -> Path:
+        return resolve_path(self.path, root)
+
+
+class ServiceNowAuditLogSource(_CsvFile):
+    """Audit log: one row per update of an incident (like the UCI incident event log)."""
+
+    kind: Literal["servicenow_audit_log"]
+    date_format: str = "%d/%m/%Y %H:%M"
+    missing_values: tuple[str, ...] = ("?", "")
+
+
+class ServiceNowTableSource(_CsvFile):
+    """Plain table export: one row per incident, holding its state at export time."""
+
+    kind: Literal["servicenow_table"]
+    date_format: str = "%Y-%m-%d %H:%M:%S"
+
+
+def _check_names(mapping: dict[str, str]) -> dict[str, str]:
+    bad = [name for name in mapping if not _IDENTIFIER.match(name)]
+    if bad:
+        raise ValueError(f"canonical names must be lower_snake_case identifiers, got {bad}")
+    return mapping
+
+
+class TicketCsvSource(_CsvFile):
+    """Any ticket CSV, mapped column by column onto the canonical tickets table."""
+
+    kind: Literal["ticket_csv"]
+    id: str | None = Field(None, description="Id column; none: ids are made from the row number.")
+    opened_at: str | None = None
+    closed_at: str | None = None
+    date_format: str | None = Field(None, description="strftime format; none: ISO 8601.")
+    text: tuple[str, ...] = ()
+    features: dict[str, str] = Field(default_factory=dict, description="canonical name: column")
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="name (without label_): column"
+    )
+
+    _names = field_validator("features", "labels")(_check_names)
+
+    @model_validator(mode="after")
+    def _needs_a_label_or_text(self) -> TicketCsvSource:
+        if not self.labels and not self.text:
+            raise ValueError("a ticket mapping needs at least one text or label column")
+        return self
+
+
+class ChangeCsvSource(_CsvFile):
+    """Any change CSV, mapped column by column onto the canonical changes table."""
+
+    kind: Literal["change_csv"]
+    id: str | None = None
+    opened_at: str
+    time_format: str = Field("ISO8601", description="'unix' (seconds), 'ISO8601' or strftime.")
+    planned_start: str | None = None
+    planned_end: str | None = None
+    closed_at: str | None = None
+    numeric: dict[str, str] = Field(default_factory=dict, description="canonical name: column")
+    categorical: dict[str, str] = Field(default_factory=dict, description="canonical name: column")
+    outcome: str = Field(description="Column saying whether the change failed.")
+    outcome_true_values: tuple[str, ...] = ("1", "true", "True", "TRUE", "yes", "failed")
+    outcome_false_values: tuple[str, ...] = ("0", "false", "False", "FALSE", "no", "successful")
+
+    _names = field_validator("numeric", "categorical")(_check_names)
+
+
+class DriftKnobs(_Strict):
+    """Changes injected after a date, so drift detection has something real to find."""
+
+    after: date | None = Field(None, description="No drift when unset.")
+    category_shift: float = Field(0.5, ge=0, le=1, description="Weight of the shifted mix.")
+    new_vocabulary: float = Field(0.3, ge=0, le=1, description="Share of texts using new words.")
+    new_groups: int = Field(2, ge=0, le=10, description="Groups that appear and take work.")
+
+
+class GeneratorSource(_Strict):
+    """Built-in generator of ServiceNow-shaped incidents and change requests."""
+
+    kind: Literal["generator"]
+    seed: int = 0
+    rows: PositiveInt = 20_000
+    start: date = date(2025, 1, 1)
+    end: date = date(2025, 12, 31)
+    drift: DriftKnobs = DriftKnobs()
+
+    @model_validator(mode="after")
+    def _ordered(self) -> GeneratorSource:
+        if self.end <= self.start:
+            raise ValueError(f"end ({self.end}) must be after start ({self.start})")
+        return self
+
+
+TicketSource = Annotated[
+    ServiceNowAuditLogSource | ServiceNowTableSource | TicketCsvSource | GeneratorSource,
+    Field(discriminator="kind"),
+]
+ChangeSource = Annotated[ChangeCsvSource | GeneratorSource, Field(discriminator="kind")]
+
+
+class ValidationParams(_Strict):
+    min_rows: int = Field(1, ge=0)
+    max_rows: PositiveInt = 50_000_000
+    max_quarantine_share: float = Field(0.01, ge=0, le=1)
+    max_text_chars: PositiveInt = 100_000
+    vocabularies: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict, description="column: allowed values (labels and features)"
+    )
+
+
+class TicketsParams(_Strict):
+    source: TicketSource
+    validation: ValidationParams = ValidationParams()
+
+
+class ChangesParams(_Strict):
+    source: ChangeSource
+    validation: ValidationParams = ValidationParams()
+
+
+class SplitParams(_Strict):
+    valid_share: float = Field(0.15, gt=0, lt=1)
+    test_share: float = Field(0.15, gt=0, lt=1)
+    seed: int = 0
+    stratify: dict[str, str] = Field(
+        default_factory=lambda: {"tickets": "label_assignment_group", "changes": "label_failed"},
+        description="table: column to stratify on when the table has no time",
+    )
+
+    @model_validator(mode="after")
+    def _leaves_training_data(self) -> SplitParams:
+        if self.valid_share + self.test_share >= 0.9:
+            raise ValueError("valid_share + test_share must leave at least 10% for training")
+        return self
+
+
+class Params(_Strict):
+    tickets: TicketsParams
+    changes: ChangesParams
+    split: SplitParams = SplitParams()
+
+    def table(self, name: str) -> TicketsParams | ChangesParams:
+        if name == "tickets":
+            return self.tickets
+        if name == "changes":
+            return self.changes
+        raise ConfigError(f"unknown table {name!r}; expected 'tickets' or 'changes'")
+
+
+def resolve_path(raw: str, root: Path | None = None) -> Path:
+    """Expand $VARS and ~; relative paths are taken from `root` (the project root)."""
+    if "ITSM_ML_DATASETS" in raw and not os.environ.get("ITSM_ML_DATASETS"):
+        raise ConfigError(
+            f"path {raw!r} uses $ITSM_ML_DATASETS, which is not set; "
+            "point it at the folder holding the public datasets"
+        )
+    path = Path(os.path.expandvars(raw)).expanduser()
+    return path if path.is_absolute() or root is None else root / path
+
+
+def _format_errors(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"])
+        lines.append(f"  {where}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def parse_params(raw: Any, origin: str = "params") -> Params:
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{origin} is not valid:\n{_format_errors(exc)}") from exc
+
+
+def load_params(path: Path = Path("params.yaml")) -> Params:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path} not found; run from the project root or pass --params") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    return parse_params(raw, origin=str(path))
+
+
+def parse_source(table: str, raw: Any) -> TicketSource | ChangeSource:
+    """Validate one source block (used by `itsm-ml check` for a mapping file)."""
+    model: type[TicketsParams] | type[ChangesParams] = (
+        TicketsParams if table == "tickets" else ChangesParams
+    )
+    try:
+        return model.model_validate({"source": raw}).source
+    except ValidationError as exc:
+        raise ConfigError(f"source for {table} is not valid:\n{_format_errors(exc)}") from exc

@@ -1,0 +1,74 @@
+"""Reading and writing project files, never half-written.
+
+Every writer goes through `atomic_path`: the content lands under a temporary name in the
+target folder and is renamed into place only once complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from itsm_ml.errors import ItsmMlError
+
+# Spreadsheets evaluate cells starting with these; OWASP's advice is to prefix a quote.
+_FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+@contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temporary path next to `target`; rename it onto `target` on success only."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        tmp.replace(target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_table(frame: pd.DataFrame, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False)
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise ItsmMlError(f"{path} not found; run the stage that writes it first (dvc repro)")
+    return pd.read_parquet(path)
+
+
+def write_json(payload: Any, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def write_text(content: str, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(content, encoding="utf-8")
+
+
+def escape_formula(value: object) -> object:
+    """Make a cell inert for spreadsheets: a leading quote stops formula evaluation."""
+    if isinstance(value, str) and value.startswith(_FORMULA_TRIGGERS):
+        return "'" + value
+    return value
+
+
+def write_csv_for_humans(frame: pd.DataFrame, path: Path) -> None:
+    """CSV meant to be opened in a spreadsheet: text cells are escaped against formulas."""
+    safe = frame.copy()
+    for column in safe.columns:
+        if safe[column].dtype == object or isinstance(safe[column].dtype, pd.StringDtype):
+            safe[column] = safe[column].map(escape_formula, na_action="ignore")
+    with atomic_path(path) as tmp:
+        safe.to_csv(tmp, index=False)

@@ -1,0 +1,448 @@
+"""Seeded generator of ServiceNow-shaped incidents and change requests.
+
+Both frames look like a table export read as text: ServiceNow column names, every column of
+dtype "string", missing cells as NA, one row per record, sorted by ``opened_at`` and numbered
+in that order (INC0010001..., CHG0030001...). They go through the same adapters as real
+exports (`table_frame_to_canonical` with INCIDENT_DATE_FORMAT, `change_rows_to_canonical`
+with GENERATED_CHANGE_MAPPING), so the offline pipeline exercises the real ingest path.
+
+Incidents come from a catalogue of business services (each with its CIs), categories (with
+subcategories and words) and assignment groups. The group depends on category and service,
+with noise; texts mix category, generic and off-topic words: labels are learnable but not
+trivially separable. Changes fail following a logistic model of type, size, window, fragile
+CIs, riskier groups, off-hours starts and windows overlapping on the same CI. Every change
+is closed, so its label is always known (as in an extract taken once the last one closed:
+windows of changes opened near ``end`` may run past it); a few recent incidents are open.
+
+DriftKnobs: incidents opened after ``after`` follow a shifted category mix, part of their
+texts use words never seen before, and new groups take over part of existing groups' work
+(for changes too). The random draws do not depend on the knobs, so records opened before
+``after`` are identical with and without drift.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from itsm_ml.config import ChangeCsvSource, DriftKnobs, GeneratorSource
+
+INCIDENT_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+CHANGE_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+GENERATED_CHANGE_MAPPING = ChangeCsvSource(
+    kind="change_csv",
+    path="<generator>",
+    id="number",
+    opened_at="opened_at",
+    time_format=CHANGE_DATE_FORMAT,
+    planned_start="planned_start",
+    planned_end="planned_end",
+    closed_at="closed_at",
+    categorical={
+        "ci": "cmdb_ci",
+        "service": "business_service",
+        "change_type": "type",
+        "assignment_group": "assignment_group",
+    },
+    numeric={"size": "size"},
+    outcome="close_code",
+    outcome_true_values=("unsuccessful", "successful with issues"),
+    outcome_false_values=("successful",),
+)
+
+Ints = npt.NDArray[np.int64]
+Floats = npt.NDArray[np.float64]
+Bools = npt.NDArray[np.bool_]
+Objects = npt.NDArray[np.object_]
+
+# fmt: off
+# service: (group owning it, its CIs; the first ones carry most of the load)
+_SERVICES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "Email": ("Messaging", ("exch-prd-01", "exch-prd-02", "exch-prd-03", "mail-gw-01", "mail-gw-02")),
+    "VPN": ("Network Ops", ("vpn-gw-01", "vpn-gw-02", "radius-prd-01")),
+    "SAP ERP": ("SAP Basis", ("sap-ecc-app-01", "sap-ecc-app-02", "sap-ecc-db-01", "sap-bw-01", "sap-po-01", "sap-router-01")),
+    "Network": ("Network Ops", ("core-sw-01", "core-sw-02", "fw-edge-01", "dns-prd-01", "wlc-prd-01", "rtr-wan-01", "rtr-wan-02")),
+    "Printing": ("Print Services", ("prt-srv-01", "prt-srv-02", "mfp-floor-03", "mfp-floor-05")),
+    "Workplace": ("Desktop Support", ("wks-fleet-win11", "wks-fleet-mac", "vdi-prd-01", "sccm-prd-01")),
+    "Identity": ("Identity & Access", ("ad-dc-01", "ad-dc-02", "adfs-prd-01", "idm-prd-01")),
+    "Telephony": ("Telephony", ("pbx-prd-01", "vm-srv-01", "sbc-prd-01")),
+    "File Services": ("Storage & Backup", ("fs-prd-01", "fs-prd-02", "nas-prd-01", "backup-prd-01")),
+    "CRM": ("Application Support", ("crm-app-01", "crm-app-02", "crm-db-01")),
+    "Databases": ("Database Admins", ("ora-prd-01", "ora-prd-02", "sql-prd-01", "sql-prd-02", "pg-prd-01")),
+    "Intranet": ("Web Team", ("web-prd-01", "web-prd-02", "cms-prd-01", "lb-prd-01")),
+}
+
+
+class _Category(NamedTuple):
+    name: str
+    weight: float
+    drifted_weight: float  # weight in the shifted mix (an MFA rollout, a Teams migration)
+    ambiguity: float  # 0..1: how often its tickets are misrouted and reassigned
+    group: str
+    by_service: float  # share handled by the owner of the service instead of `group`
+    others: tuple[str, ...]  # plausible other groups that end up with some of its tickets
+    services: tuple[str, ...]  # most likely first
+    subcategories: tuple[str, ...]
+    words: tuple[str, ...]  # ten each, so word draws vectorise over a 2-D table
+    new_words: tuple[str, ...]  # used only after the drift date
+
+
+_CATEGORIES = (
+    _Category("network", 0.12, 0.05, 0.6, "Network Ops", 0.1, ("Service Desk", "Telephony"), ("Network", "VPN", "Intranet"), ("connectivity", "wifi", "dns", "firewall", "vpn"), ("network", "connection", "wifi", "latency", "switch", "router", "dns", "dropped", "firewall", "vpn"), ("zscaler", "sdwan")),
+    _Category("hardware", 0.14, 0.05, 0.3, "Desktop Support", 0.0, ("Service Desk", "Print Services"), ("Workplace",), ("laptop", "monitor", "docking station", "keyboard", "mobile device"), ("laptop", "screen", "battery", "docking", "keyboard", "mouse", "charger", "monitor", "boot", "broken"), ("intune", "autopilot")),
+    _Category("software", 0.14, 0.08, 0.8, "Application Support", 0.6, ("Service Desk", "Desktop Support"), ("Workplace", "CRM", "Intranet", "SAP ERP", "Email"), ("installation", "license", "crash", "update"), ("install", "application", "crash", "update", "license", "version", "freeze", "browser", "excel", "plugin"), ("copilot", "chatgpt")),
+    _Category("email", 0.12, 0.18, 0.3, "Messaging", 0.1, ("Service Desk", "Identity & Access"), ("Email",), ("mailbox", "outlook client", "distribution list", "calendar"), ("outlook", "mailbox", "email", "calendar", "inbox", "attachment", "meeting", "send", "receive", "quota"), ("m365", "purview")),
+    _Category("access", 0.14, 0.30, 0.5, "Identity & Access", 0.3, ("Service Desk",), ("Identity", "SAP ERP", "VPN", "CRM"), ("password reset", "account locked", "permissions", "new account"), ("password", "locked", "account", "login", "access", "permission", "reset", "expired", "credentials", "unlock"), ("mfa", "okta")),
+    _Category("database", 0.06, 0.04, 0.5, "Database Admins", 0.3, ("Linux Server", "Windows Server"), ("Databases", "SAP ERP", "CRM"), ("performance", "backup", "replication", "connection pool"), ("database", "query", "oracle", "sql", "timeout", "backup", "tablespace", "deadlock", "replication", "index"), ("snowflake", "databricks")),
+    _Category("erp", 0.08, 0.05, 0.6, "SAP Functional", 0.4, ("Service Desk", "Application Support"), ("SAP ERP",), ("invoicing", "purchasing", "payroll", "reporting"), ("sap", "invoice", "posting", "purchase", "order", "transaction", "payroll", "report", "workflow", "vendor"), ("s4hana", "fiori")),
+    _Category("printing", 0.08, 0.03, 0.2, "Print Services", 0.0, ("Service Desk", "Desktop Support"), ("Printing",), ("printer offline", "paper jam", "toner", "scanning"), ("printer", "print", "toner", "paper", "jam", "queue", "scan", "offline", "tray", "copier"), ("printix", "uniflow")),
+    _Category("telephony", 0.06, 0.18, 0.4, "Telephony", 0.1, ("Network Ops", "Service Desk"), ("Telephony",), ("desk phone", "voicemail", "conference", "mobile"), ("phone", "call", "voicemail", "headset", "dial", "conference", "extension", "line", "audio", "softphone"), ("teams", "zoom")),
+    _Category("storage", 0.06, 0.04, 0.5, "Storage & Backup", 0.3, ("Windows Server", "Service Desk"), ("File Services", "Databases"), ("file share", "quota", "restore", "permissions"), ("share", "drive", "folder", "file", "restore", "quota", "disk", "storage", "mapped", "space"), ("onedrive", "sharepoint")),
+)
+
+# new group: the existing group it takes work from (each existing group at most once)
+_NEW_GROUPS = (
+    ("Collaboration Tools", "Messaging"),
+    ("Zero Trust", "Identity & Access"),
+    ("Endpoint Management", "Desktop Support"),
+    ("Cloud Platform", "Windows Server"),
+    ("Site Reliability", "Linux Server"),
+    ("Data Platform", "Database Admins"),
+    ("SaaS Admin", "Application Support"),
+    ("Self-Service Automation", "Service Desk"),
+    ("S4 Transformation", "SAP Functional"),
+    ("Network Automation", "Network Ops"),
+)
+_TAKEOVER = 0.5  # share of a predecessor's work a new group takes
+
+_GENERIC = ("issue", "not working", "please help", "urgent", "problem", "error", "slow", "down", "help needed", "keeps failing", "cannot use", "question about")
+_SHORT_TEMPLATES = ("{a} {g}", "{a} {b} {g}", "{g} - {a} {b}", "{a} {b}", "{g}", "{a} {g} on {ci}")
+_SHORT_WEIGHTS = (0.25, 0.25, 0.15, 0.15, 0.05, 0.15)  # a few callers only say "not working"
+_OPENINGS = ("User reports", "Caller says", "Since this morning", "After the update", "Several users report", "Manager escalated:")
+_CLOSINGS = ("Please advise.", "Tried restarting, no change.", "Impacting work.", "Deadline today.", "Happens every day.", "")
+_CONTACT_TYPES = (("self-service", 0.35), ("email", 0.22), ("phone", 0.28), ("chat", 0.10), ("walk-in", 0.05))
+_LOCATIONS = ("London", "Paris", "Frankfurt", "Madrid", "Warsaw", "New York", "Chicago", "Singapore")
+_LEVELS = ("1 - High", "2 - Medium", "3 - Low")
+_PRIORITIES = ("1 - Critical", "2 - High", "3 - Moderate", "4 - Low", "5 - Planning")
+_RESOLUTION_MEDIAN_H = (1.5, 4.0, 10.0, 24.0, 48.0)  # by priority
+_SLA_H = (4.0, 8.0, 24.0, 72.0, 120.0)
+_CLOSE_CODES = (("Solution provided", 0.55), ("Workaround provided", 0.15), ("Resolved by caller", 0.12), ("Known error", 0.05), ("Duplicate", 0.05), ("No resolution provided", 0.04), ("User error", 0.04))
+_CALLERS, _AGENTS = 3000, 25
+_HOUR_WEIGHTS = (1, 1, 1, 1, 1, 2, 4, 10, 20, 24, 24, 22, 15, 18, 22, 21, 18, 12, 6, 4, 3, 2, 1, 1)
+_WEEKEND_WEIGHT = 0.2
+
+_CHANGE_TYPES = ("standard", "normal", "emergency")
+_TYPE_P = (0.5, 0.4, 0.1)
+_SIZE_MEDIAN = (2.0, 6.0, 3.0)  # by type
+_LEAD_MEDIAN_H = (36.0, 168.0, 4.0)  # normal changes wait for the CAB, emergencies do not
+_BUNDLED = 0.15  # share of changes booked into another change's window on the same CI
+_CHANGE_SUMMARIES = (
+    ("Apply monthly patches to {ci}", "Renew TLS certificate on {ci}", "Restart services on {ci}", "Add firewall rule for {svc}", "Increase disk space on {ci}"),
+    ("Upgrade {ci} to new version", "Deploy {svc} release", "Migrate {ci} to new hardware", "Change configuration of {ci}", "Firmware upgrade on {ci}"),
+    ("Emergency fix for {svc} outage", "Hotfix on {ci}", "Rollback failed release on {ci}", "Urgent security patch on {ci}", "Emergency restart of {ci}"),
+)
+_INFRA_GROUPS = ("Windows Server", "Linux Server", "Network Ops", "Database Admins")
+# CIs whose changes fail more often (old hardware, tight coupling, no test environment)
+_FRAGILE_CIS = frozenset({"exch-prd-02", "sap-ecc-db-01", "core-sw-01", "fw-edge-01", "ora-prd-01", "pbx-prd-01", "crm-db-01"})
+# logit shift of a group's change failures; new groups are still learning the estate
+_GROUP_RISK = {"Web Team": 0.6, "SAP Basis": 0.4, "Application Support": 0.3, "Linux Server": -0.3, "Database Admins": -0.3}
+_NEW_GROUP_RISK = 0.5
+_FAILURE_INTERCEPT = -3.4
+# fmt: on
+
+
+def _seconds(day: date) -> int:
+    return int(np.datetime64(day, "s").astype(np.int64))
+
+
+def _cumulative(weights: Floats) -> Floats:
+    return np.cumsum(weights / weights.sum(axis=-1, keepdims=True), axis=-1)
+
+
+def _pick(u: Floats, cumulative: Floats, rows: Ints) -> Ints:
+    """Draw one index per row from the row's own distribution (a row of `cumulative`)."""
+    picked: Ints = np.minimum((u[:, None] > cumulative[rows]).sum(axis=1), cumulative.shape[1] - 1)
+    return picked
+
+
+def _draw(rng: np.random.Generator, mix: tuple[tuple[str, float], ...], n: int) -> Objects:
+    values = np.array([value for value, _ in mix], dtype=object)
+    drawn: Objects = values[rng.choice(len(mix), n, p=[share for _, share in mix])]
+    return drawn
+
+
+def _padded(rows: list[tuple[object, ...]]) -> tuple[Objects, Floats]:
+    """Ragged lists as a 2-D table, with Zipf-like weights (zero on the padding)."""
+    width = max(len(r) for r in rows)
+    table = np.array([list(r) + [r[0]] * (width - len(r)) for r in rows], dtype=object)
+    weights = np.array([[(i + 1.0) ** -0.8 * (i < len(r)) for i in range(width)] for r in rows])
+    return table, weights
+
+
+def _opened_times(rng: np.random.Generator, n: int, params: GeneratorSource) -> Ints:
+    days = np.arange(_seconds(params.start), _seconds(params.end), 86_400, dtype=np.int64)
+    weekday = (days // 86_400 + 3) % 7  # 1970-01-01 was a Thursday; Monday is 0
+    day_p = np.where(weekday < 5, 1.0, _WEEKEND_WEIGHT)
+    hour_p = np.array(_HOUR_WEIGHTS, dtype=float)
+    opened = rng.choice(days, n, p=day_p / day_p.sum())
+    opened += rng.choice(24, n, p=hour_p / hour_p.sum()) * 3600 + rng.integers(0, 3600, n)
+    return opened.astype(np.int64)
+
+
+def _poisson(u: Floats, lam: Floats) -> Ints:
+    """Poisson by inversion: one uniform per row, whatever lam, so the stream stays aligned."""
+    count, term = np.zeros(len(u), dtype=np.int64), np.exp(-lam)
+    cdf = term.copy()
+    for k in range(1, 50):
+        above = u > cdf
+        if not above.any():
+            break
+        count += above
+        term = term * lam / k
+        cdf += term
+    return count
+
+
+def _after(opened: Ints, drift: DriftKnobs) -> Bools:
+    if drift.after is None:
+        return np.zeros(len(opened), dtype=bool)
+    return opened >= _seconds(drift.after)
+
+
+def _hand_over(groups: Objects, after: Bools, u: Floats, count: int) -> Objects:
+    out = groups.copy()
+    for new, old in _NEW_GROUPS[:count]:
+        out[after & (groups == old) & (u < _TAKEOVER)] = new
+    return out
+
+
+def _times(seconds: Ints, fmt: str, missing: Bools | None = None) -> pd.Series:
+    text = pd.Series(pd.to_datetime(seconds, unit="s").strftime(fmt), dtype="string")
+    return text if missing is None else text.mask(missing)
+
+
+def _text(values: Objects | list[str], missing: Bools | None = None) -> pd.Series:
+    text = pd.Series(values, dtype="string")
+    return text if missing is None else text.mask(missing)
+
+
+def _incident_texts(
+    rng: np.random.Generator, cat: Ints, ci: Objects, novel: Bools
+) -> tuple[list[str], list[str], Bools]:
+    n, k = len(cat), len(_CATEGORIES)
+    words = np.array([c.words for c in _CATEGORIES], dtype=object)
+    fresh = np.array([c.new_words for c in _CATEGORIES], dtype=object)
+    # Callers describe symptoms, not causes: some texts carry another category's words.
+    other = (cat + rng.integers(1, k, n)) % k
+    first = rng.integers(0, 10, n)
+    # shifted indices, so a text never repeats its first word ("login login problem")
+    second, third = (first + rng.integers(1, 10, (2, n))) % 10
+    a = words[np.where(rng.random(n) < 0.06, other, cat), first]
+    b = words[np.where(rng.random(n) < 0.15, other, cat), second]
+    b = np.where(novel, fresh[cat, rng.integers(0, fresh.shape[1], n)], b)
+    c = words[cat, third]
+    generic = np.array(_GENERIC, dtype=object)
+    g, h = generic[rng.integers(0, len(_GENERIC), (2, n))]
+    template = rng.choice(len(_SHORT_TEMPLATES), n, p=_SHORT_WEIGHTS)
+    opening = np.array(_OPENINGS, dtype=object)[rng.integers(0, len(_OPENINGS), n)]
+    closing = np.array(_CLOSINGS, dtype=object)[rng.integers(0, len(_CLOSINGS), n)]
+    short = [
+        _SHORT_TEMPLATES[t].format(a=a_, b=b_, g=g_, ci=ci_).capitalize()
+        for t, a_, b_, g_, ci_ in zip(template, a, b, g, ci, strict=True)
+    ]
+    long = [
+        f"{o} {a_} {b_} {g_}. {c_} {h_} on {ci_}. {cl}".strip()
+        for o, a_, b_, g_, c_, h_, ci_, cl in zip(opening, a, b, g, c, h, ci, closing, strict=True)
+    ]
+    return short, long, rng.random(n) < 0.2
+
+
+def generate_incidents(params: GeneratorSource) -> pd.DataFrame:
+    """A ServiceNow `incident` table export of `params.rows` incidents, all columns text."""
+    rng = np.random.default_rng(params.seed)
+    n, end = params.rows, _seconds(params.end)
+    opened = np.sort(_opened_times(rng, n, params))
+    after = _after(opened, params.drift)
+
+    base = np.array([c.weight for c in _CATEGORIES])
+    shifted = np.array([c.drifted_weight for c in _CATEGORIES])
+    mixes = _cumulative(np.stack([base, base + params.drift.category_shift * (shifted - base)]))
+    cat = _pick(rng.random(n), mixes, after.astype(np.int64))
+    subs, sub_w = _padded([c.subcategories for c in _CATEGORIES])
+    subcategory = subs[cat, _pick(rng.random(n), _cumulative(sub_w), cat)]
+    service_names = list(_SERVICES)
+    svc_table, svc_w = _padded(
+        [tuple(service_names.index(s) for s in c.services) for c in _CATEGORIES]
+    )
+    service_idx = svc_table[cat, _pick(rng.random(n), _cumulative(svc_w), cat)].astype(np.int64)
+    cis, ci_w = _padded([cis for _, cis in _SERVICES.values()])
+    ci = cis[service_idx, _pick(rng.random(n), _cumulative(ci_w), service_idx)]
+
+    # Routing: category owner or service owner, then noise (the Service Desk keeps some of
+    # everything, a neighbouring group some more); ambiguous categories are noisier.
+    owners = np.array([owner for owner, _ in _SERVICES.values()], dtype=object)
+    ambiguity = np.array([c.ambiguity for c in _CATEGORIES])[cat]
+    cat_group = np.array([c.group for c in _CATEGORIES], dtype=object)[cat]
+    by_service = rng.random(n) < np.array([c.by_service for c in _CATEGORIES])[cat]
+    group = np.where(by_service, owners[service_idx], cat_group)
+    others, other_w = _padded([("Service Desk", *c.others) for c in _CATEGORIES])
+    other_w[:, 0] = other_w[:, 1:].sum(axis=1)  # half of the noise lands on the Service Desk
+    noisy = rng.random(n) < 0.10 + 0.15 * ambiguity
+    group = np.where(noisy, others[cat, _pick(rng.random(n), _cumulative(other_w), cat)], group)
+    group = _hand_over(group, after, rng.random(n), params.drift.new_groups)
+
+    level_p = np.array([[0.1, 0.3, 0.6], [0.15, 0.35, 0.5]])
+    impact = rng.choice(3, n, p=level_p[0])
+    # impact and urgency are correlated: whoever sets one high tends to set the other high
+    urgency = np.where(rng.random(n) < 0.5, impact, rng.choice(3, n, p=level_p[1]))
+    priority = impact + urgency  # ServiceNow's default lookup: impact + urgency - 1, 0-based
+
+    reassignment = _poisson(rng.random(n), 0.2 + 1.0 * ambiguity + 0.8 * noisy)
+    reopen = (rng.random(n)[:, None] < np.array([0.05, 0.008])).sum(axis=1)
+    hours = np.array(_RESOLUTION_MEDIAN_H)[priority] * np.exp(0.9 * rng.standard_normal(n))
+    hours *= 1 + 0.4 * reassignment + 1.5 * reopen
+    resolved = opened + np.maximum(hours * 3600, 300).astype(np.int64)
+    # ServiceNow auto-closes resolved incidents after 7 days unless the caller confirms first
+    confirm = np.minimum(rng.exponential(24 * 3600, n), 7 * 86_400).astype(np.int64)
+    closed = resolved + np.where(rng.random(n) < 0.3, confirm, 7 * 86_400)
+    open_now, unclosed = resolved >= end, closed >= end
+    made_sla = np.where(open_now, end, resolved) - opened <= np.array(_SLA_H)[priority] * 3600
+    close_code = _draw(rng, _CLOSE_CODES, n)
+    state = np.where(open_now, "In Progress", np.where(unclosed, "Resolved", "Closed"))
+
+    # Zipf-like callers: a few (VIPs, shared mailboxes) open many tickets
+    caller_p = np.arange(1, _CALLERS + 1) ** -0.7
+    callers = rng.permutation(_CALLERS)[rng.choice(_CALLERS, n, p=caller_p / caller_p.sum())]
+    channel = _draw(rng, _CONTACT_TYPES, n)
+    caller = np.array([f"Caller {i + 1}" for i in range(_CALLERS)], dtype=object)[callers]
+    agents = np.array([f"Agent {i + 1}" for i in range(_AGENTS)], dtype=object)
+    agent = agents[rng.integers(0, _AGENTS, n)]
+    # the desk opens phone and walk-in tickets itself; other channels are opened by the caller
+    opened_by = np.where(np.isin(channel, ("phone", "walk-in")), agent, caller)
+    short, long, no_description = _incident_texts(
+        rng, cat, ci, after & (rng.random(n) < params.drift.new_vocabulary)
+    )
+
+    frame = pd.DataFrame(
+        {
+            "number": _text([f"INC{10_001 + i:07d}" for i in range(n)]),
+            "opened_at": _times(opened, INCIDENT_DATE_FORMAT),
+            "resolved_at": _times(resolved, INCIDENT_DATE_FORMAT, open_now),
+            "closed_at": _times(closed, INCIDENT_DATE_FORMAT, unclosed),
+            "short_description": _text(short),
+            "description": _text(long, no_description),
+            "caller_id": _text(caller),
+            "opened_by": _text(opened_by),
+            "contact_type": _text(channel),
+            "location": _text(np.array(_LOCATIONS, dtype=object)[callers % len(_LOCATIONS)]),
+            "cmdb_ci": _text(ci),
+            "business_service": _text(np.array(service_names, dtype=object)[service_idx]),
+            "category": _text(np.array([c.name for c in _CATEGORIES], dtype=object)[cat]),
+            "subcategory": _text(subcategory),
+            "impact": _text(np.array(_LEVELS, dtype=object)[impact]),
+            "urgency": _text(np.array(_LEVELS, dtype=object)[urgency]),
+            "priority": _text(np.array(_PRIORITIES, dtype=object)[priority]),
+            "assignment_group": _text(group),
+            "reassignment_count": pd.Series(reassignment).astype("string"),
+            "reopen_count": pd.Series(reopen).astype("string"),
+            "made_sla": _text(np.where(made_sla, "true", "false").astype(object)),
+            "close_code": _text(close_code, open_now),
+            "state": _text(state.astype(object)),
+        }
+    )
+    return frame
+
+
+def generate_changes(params: GeneratorSource) -> pd.DataFrame:
+    """A ServiceNow `change_request` export of `params.rows` closed changes, all columns text."""
+    rng = np.random.default_rng(params.seed + 1_000_003)  # not the incidents' stream
+    n = params.rows
+    opened = _opened_times(rng, n, params)
+    kind = rng.choice(3, n, p=_TYPE_P)
+    service_names = list(_SERVICES)
+    service = rng.integers(0, len(service_names), n)
+    cis, ci_w = _padded([cis for _, cis in _SERVICES.values()])
+    ci = cis[service, _pick(rng.random(n), _cumulative(ci_w), service)]
+    size = np.ceil(np.array(_SIZE_MEDIAN)[kind] * np.exp(0.9 * rng.standard_normal(n)))
+    lead = np.array(_LEAD_MEDIAN_H)[kind] * 3600 * np.exp(0.7 * rng.standard_normal(n))
+    start = opened + lead.astype(np.int64)
+    # Planned work mostly goes into the 22:00 maintenance window; emergencies start when ready.
+    nightly = start // 86_400 * 86_400 + 22 * 3600
+    nightly += np.where(nightly < start, 86_400, 0)
+    start = np.where((kind < 2) & (rng.random(n) < 0.5), nightly, start)
+    start = -(-start // 900) * 900  # change calendars work in quarter hours
+    duration_h = 0.75 * size**0.45 * np.exp(0.6 * rng.standard_normal(n))
+    duration = np.maximum(np.round(duration_h * 4), 1).astype(np.int64) * 900
+
+    # Bundling: some changes are booked into a window already planned on the same CI, which
+    # is where conflicts come from. The window is picked among those starting after a
+    # lead time typical of the change, so opened_at < planned_start still holds.
+    order = np.argsort(start, kind="stable")
+    low = np.searchsorted(start[order], opened + lead.astype(np.int64) // 2, side="right")
+    high = np.searchsorted(start[order], opened + 2 * lead.astype(np.int64), side="right")
+    host = order[np.minimum(low + (rng.random(n) * (high - low)).astype(np.int64), n - 1)]
+    bundled = (kind < 2) & (rng.random(n) < _BUNDLED) & (high > low)
+    offset = (rng.random(n) * duration[host] / 2 // 900 * 900).astype(np.int64)
+    service, ci = np.where(bundled, service[host], service), np.where(bundled, ci[host], ci)
+    start = np.where(bundled, start[host] + offset, start)
+    end = start + duration
+
+    owners = np.array([owner for owner, _ in _SERVICES.values()], dtype=object)
+    infra = np.array(_INFRA_GROUPS, dtype=object)[rng.integers(0, len(_INFRA_GROUPS), n)]
+    group = np.where(rng.random(n) < 0.75, owners[service], infra)
+    group = _hand_over(group, _after(opened, params.drift), rng.random(n), params.drift.new_groups)
+
+    by_ci = pd.DataFrame({"ci": ci, "start": start, "end": end}).sort_values(["ci", "start"])
+    earlier_end = by_ci.groupby("ci")["end"].cummax().groupby(by_ci["ci"]).shift()
+    later_start = by_ci.groupby("ci")["start"].shift(-1)
+    overlaps = ((by_ci["start"] < earlier_end) | (later_start < by_ci["end"])).sort_index()
+    overlap = overlaps.to_numpy(dtype=bool)
+
+    hour, weekday = start % 86_400 // 3600, (start // 86_400 + 3) % 7
+    off_hours = (weekday >= 5) | (hour >= 20) | (hour < 6)
+    squeezed = (size >= 8) & (duration_h < 0.75 * size**0.45)  # big change, short window
+    risks = {**dict.fromkeys((new for new, _ in _NEW_GROUPS), _NEW_GROUP_RISK), **_GROUP_RISK}
+    logit = (
+        _FAILURE_INTERCEPT
+        + 1.3 * (kind == 2)
+        + 0.5 * np.log(size / 4)
+        + 1.0 * np.isin(ci, list(_FRAGILE_CIS))
+        + pd.Series(group).map(risks).fillna(0.0).to_numpy(dtype=float)
+        + 0.8 * squeezed
+        + 0.5 * off_hours
+        + 1.0 * overlap
+        + 0.5 * rng.standard_normal(n)
+    )
+    failed = rng.random(n) < 1 / (1 + np.exp(-logit))
+    outcome = np.where(rng.random(n) < 0.4, "unsuccessful", "successful with issues")
+    close_code = np.where(failed, outcome, "successful").astype(object)
+    delay_h = np.where(failed, 72.0, 20.0) * np.exp(0.8 * rng.standard_normal(n))
+    closed = end + (delay_h * 3600).astype(np.int64)
+    templates = np.array(_CHANGE_SUMMARIES, dtype=object)[kind, rng.integers(0, 5, n)]
+    services = np.array(service_names, dtype=object)[service]
+    summary = [t.format(ci=c, svc=s) for t, c, s in zip(templates, ci, services, strict=True)]
+
+    frame = pd.DataFrame(
+        {
+            "opened_at": _times(opened, CHANGE_DATE_FORMAT),
+            "planned_start": _times(start, CHANGE_DATE_FORMAT),
+            "planned_end": _times(end, CHANGE_DATE_FORMAT),
+            "closed_at": _times(closed, CHANGE_DATE_FORMAT),
+            "cmdb_ci": _text(ci),
+            "business_service": _text(services),
+            "type": _text(np.array(_CHANGE_TYPES, dtype=object)[kind]),
+            "assignment_group": _text(group),
+            "size": pd.Series(size.astype(np.int64)).astype("string"),
+            "short_description": _text(summary),
+            "close_code": _text(close_code),
+            "state": _text(np.full(n, "Closed", dtype=object)),
+        }
+    ).iloc[np.argsort(opened, kind="stable")]
+    frame = frame.reset_index(drop=True)
+    frame.insert(0, "number", _text([f"CHG{30_001 + i:07d}" for i in range(n)]))
+    return frame

@@ -1,0 +1,75 @@
+"""Typed parsing that keeps what failed.
+
+Each parser returns the typed column and, beside it, the raw text of the cells that did not
+parse (NA elsewhere). Validation turns those into row-level failures with their values,
+instead of the NaT/NaN a plain `errors="coerce"` would hide.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from itsm_ml.schemas import BOOL, DATETIME, FLOAT, INT, STRING
+
+Parsed = tuple[pd.Series, pd.Series]
+
+
+def _failures(raw: pd.Series, parsed: pd.Series) -> pd.Series:
+    failed = raw.notna() & parsed.isna()
+    return raw.where(failed).astype(STRING)
+
+
+def parse_timestamps(raw: pd.Series, fmt: str | None) -> Parsed:
+    """`fmt`: a strftime format, 'ISO8601', or 'unix' (seconds since the epoch)."""
+    text = raw.astype(STRING).str.strip()
+    if fmt == "unix":
+        seconds = pd.to_numeric(text, errors="coerce")
+        parsed = pd.to_datetime(seconds, unit="s", errors="coerce")
+    else:
+        parsed = pd.to_datetime(text, format=fmt or "ISO8601", errors="coerce")
+    if getattr(parsed.dt, "tz", None) is not None:
+        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    parsed = parsed.astype(DATETIME)
+    return parsed, _failures(text, parsed)
+
+
+def parse_numbers(raw: pd.Series) -> Parsed:
+    text = raw.astype(STRING).str.strip()
+    parsed = pd.to_numeric(text, errors="coerce").astype(FLOAT)
+    parsed = parsed.where(np.isfinite(parsed))
+    return parsed, _failures(text, parsed)
+
+
+def parse_integers(raw: pd.Series) -> Parsed:
+    numbers, _ = parse_numbers(raw)
+    whole = numbers.where(numbers.round() == numbers)
+    parsed = whole.astype(INT)
+    return parsed, _failures(raw.astype(STRING).str.strip(), parsed)
+
+
+def parse_booleans(raw: pd.Series, true: Sequence[str], false: Sequence[str]) -> Parsed:
+    text = raw.astype(STRING).str.strip()
+    lookup = {**dict.fromkeys(false, False), **dict.fromkeys(true, True)}
+    parsed = text.map(lookup, na_action="ignore").astype(BOOL)
+    return parsed, _failures(text, parsed)
+
+
+def clean_text(raw: pd.Series) -> pd.Series:
+    """Strings as given, with white-space-only cells as NA (they carry no information)."""
+    text = raw.astype(STRING)
+    return text.where(text.str.strip().str.len() > 0)
+
+
+def join_text(columns: Sequence[pd.Series], index: pd.Index) -> pd.Series:
+    """Join text columns row by row with a newline, skipping missing parts."""
+    if not columns:
+        return pd.Series(pd.NA, index=index, dtype=STRING)
+    parts = [clean_text(c) for c in columns]
+    joined = parts[0].fillna("")
+    for part in parts[1:]:
+        separator = np.where((joined.str.len() > 0) & part.notna(), "\n", "")
+        joined = joined + separator + part.fillna("")
+    return clean_text(joined)

@@ -1,0 +1,164 @@
+"""ServiceNow incident exports: the audit log (one row per update) and the plain table.
+
+Features come from the state when the incident was opened, labels from its final state:
+that is what a router has in hand at open, and what ServiceNow's own Predictive Intelligence
+learns ("the value the field had when the record closed").
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from itsm_ml.config import ServiceNowAuditLogSource, ServiceNowTableSource
+from itsm_ml.schemas import TICKETS
+from itsm_ml.sources.canonical import CanonicalBuilder, record_numbers
+from itsm_ml.sources.csv_files import read_csv_as_text, require_columns
+
+_TRUE = ("true", "True", "TRUE", "1")
+_FALSE = ("false", "False", "FALSE", "0")
+
+# audit-log column -> canonical feature, taken from the first update (the state at open)
+AUDIT_FEATURES = {
+    "caller_id": "caller",
+    "opened_by": "opened_by",
+    "contact_type": "channel",
+    "location": "location",
+    "cmdb_ci": "ci",
+    "category": "category",
+    "subcategory": "subcategory",
+    "u_symptom": "symptom",
+    "impact": "impact",
+    "urgency": "urgency",
+    "priority": "priority",
+    "assignment_group": "assignment_group",
+}
+# audit-log column -> canonical label, taken from the last update (the final state)
+AUDIT_LABELS = {
+    "assignment_group": "label_assignment_group",
+    "category": "label_category",
+    "subcategory": "label_subcategory",
+    "priority": "label_priority",
+    "impact": "label_impact",
+    "urgency": "label_urgency",
+    "closed_code": "label_closed_code",
+}
+AUDIT_ORDER = ("number", "sys_mod_count", "sys_updated_at")
+AUDIT_COLUMNS = (
+    *AUDIT_ORDER,
+    "opened_at",
+    "resolved_at",
+    "closed_at",
+    "made_sla",
+    "reassignment_count",
+    "reopen_count",
+    *AUDIT_FEATURES,
+    *AUDIT_LABELS,
+)
+
+
+def load_audit_log(source: ServiceNowAuditLogSource) -> pd.DataFrame:
+    path = source.resolved_path()
+    events = read_csv_as_text(
+        path,
+        encoding=source.encoding,
+        delimiter=source.delimiter,
+        missing_values=source.missing_values,
+        columns=AUDIT_COLUMNS,
+    )
+    events["_record"] = record_numbers(events)
+    order = pd.DataFrame(
+        {
+            "number": events["number"],
+            "mod": pd.to_numeric(events["sys_mod_count"], errors="coerce"),
+            "updated": pd.to_datetime(
+                events["sys_updated_at"], format=source.date_format, errors="coerce"
+            ),
+            "record": events["_record"],
+        }
+    )
+    # Events without a number cannot be grouped: keep each as its own incident so validation
+    # reports the null id instead of silently merging them.
+    order["key"] = order["number"].fillna("__no_number__" + order["record"].astype(str))
+    order = order.sort_values(["key", "mod", "updated", "record"], kind="stable")
+    first = events.loc[order.drop_duplicates("key", keep="first").index]
+    last = events.loc[order.drop_duplicates("key", keep="last").index].set_index(first.index)
+    return _canonical_from_states(first, last, source.date_format)
+
+
+def _canonical_from_states(first: pd.DataFrame, last: pd.DataFrame, fmt: str) -> pd.DataFrame:
+    build = CanonicalBuilder(TICKETS, first["_record"])
+    build.text("ticket_id", first["number"])
+    build.timestamps("opened_at", first["opened_at"], fmt)
+    build.timestamps("closed_at", last["closed_at"], fmt)
+    build.timestamps("resolved_at", last["resolved_at"], fmt)
+    for column, feature in AUDIT_FEATURES.items():
+        build.text(feature, first[column])
+    for column, label in AUDIT_LABELS.items():
+        build.text(label, last[column])
+    build.booleans("label_made_sla", last["made_sla"], _TRUE, _FALSE)
+    build.integers("label_reassignment_count", last["reassignment_count"])
+    build.integers("label_reopen_count", last["reopen_count"])
+    return build.build()
+
+
+# table-export column -> canonical column. A table export holds the state at export time, so
+# everything a technician may change later is a label; only what the caller brought is a feature.
+TABLE_FEATURES = {
+    "caller_id": "caller",
+    "opened_by": "opened_by",
+    "contact_type": "channel",
+    "location": "location",
+    "cmdb_ci": "ci",
+    "business_service": "service",
+}
+TABLE_LABELS = {
+    "assignment_group": "label_assignment_group",
+    "category": "label_category",
+    "subcategory": "label_subcategory",
+    "priority": "label_priority",
+    "impact": "label_impact",
+    "urgency": "label_urgency",
+    "close_code": "label_closed_code",
+}
+TABLE_TEXT = ("short_description", "description")
+TABLE_REQUIRED = ("number", "opened_at", "short_description", "assignment_group")
+
+
+def load_table_export(source: ServiceNowTableSource) -> pd.DataFrame:
+    path = source.resolved_path()
+    rows = read_csv_as_text(
+        path,
+        encoding=source.encoding,
+        delimiter=source.delimiter,
+        missing_values=source.missing_values,
+    )
+    require_columns(path, TABLE_REQUIRED, list(rows.columns))
+    return table_frame_to_canonical(rows, source.date_format)
+
+
+def table_frame_to_canonical(rows: pd.DataFrame, fmt: str) -> pd.DataFrame:
+    """Map a ServiceNow table export, already read as text, onto the canonical tickets table."""
+    build = CanonicalBuilder(TICKETS, record_numbers(rows))
+
+    def optional(column: str) -> pd.Series:
+        return (
+            rows[column] if column in rows else pd.Series(pd.NA, index=rows.index, dtype="string")
+        )
+
+    build.text("ticket_id", rows["number"])
+    build.timestamps("opened_at", rows["opened_at"], fmt)
+    build.timestamps("closed_at", optional("closed_at"), fmt)
+    build.timestamps("resolved_at", optional("resolved_at"), fmt)
+    build.joined_text("text", [rows[c] for c in TABLE_TEXT if c in rows])
+    for column, feature in TABLE_FEATURES.items():
+        if column in rows:
+            build.text(feature, rows[column])
+    for column, label in TABLE_LABELS.items():
+        if column in rows:
+            build.text(label, rows[column])
+    if "made_sla" in rows:
+        build.booleans("label_made_sla", rows["made_sla"], _TRUE, _FALSE)
+    for column in ("reassignment_count", "reopen_count"):
+        if column in rows:
+            build.integers(f"label_{column}", rows[column])
+    return build.build()

@@ -1,0 +1,159 @@
+"""The pipeline's wiring: where each stage reads and writes, in one place.
+
+Stage scripts under ``pipelines/`` and the ``itsm-ml`` command both call these functions, so
+a file layout change happens here only. Logic lives in the modules they call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from itsm_ml import io, sources, telemetry
+from itsm_ml.config import GeneratorSource, Params, load_params
+from itsm_ml.errors import ItsmMlError, ValidationFailed
+from itsm_ml.schemas import schema_for
+from itsm_ml.split import split_table
+from itsm_ml.validation import ValidationOutcome, ValidationReport, render_html, validate_table
+
+TABLES = ("tickets", "changes")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a table's files live under the project root."""
+
+    root: Path
+    table: str
+
+    @property
+    def raw(self) -> Path:
+        return self.root / "data" / "raw" / f"{self.table}.parquet"
+
+    @property
+    def validated(self) -> Path:
+        return self.root / "data" / "interim" / f"{self.table}.parquet"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.root / "data" / "quarantine" / f"{self.table}.csv"
+
+    @property
+    def validation_report(self) -> Path:
+        return self.root / "reports" / "validation" / f"{self.table}.json"
+
+    def split(self, part: str) -> Path:
+        return self.root / "data" / "processed" / self.table / f"{part}.parquet"
+
+    @property
+    def split_summary(self) -> Path:
+        return self.root / "reports" / "data" / f"{self.table}_split.json"
+
+    @property
+    def profile(self) -> Path:
+        return self.root / "reports" / "data" / f"{self.table}.json"
+
+    @property
+    def profile_plot(self) -> Path:
+        return self.root / "reports" / "data" / f"{self.table}.png"
+
+
+def ingest(params: Params, table: str, root: Path) -> pd.DataFrame:
+    source = params.table(table).source
+    if not isinstance(source, GeneratorSource):
+        source = source.model_copy(update={"path": str(source.resolved_path(root))})
+    frame = sources.load_table(table, source)
+    io.write_table(frame, Layout(root, table).raw)
+    return frame
+
+
+def validate_frame(
+    params: Params, table: str, frame: pd.DataFrame, now: pd.Timestamp | None = None
+) -> ValidationOutcome:
+    table_params = params.table(table)
+    traits = sources.traits(table, table_params.source)
+    return validate_table(
+        frame,
+        schema_for(table),
+        table_params.validation,
+        source=sources.describe(table_params.source),
+        expect_text=traits.has_text,
+        non_null=traits.non_null,
+        now=now,
+    )
+
+
+def write_report(report: ValidationReport, json_path: Path) -> None:
+    io.write_json(report.to_dict(), json_path)
+    io.write_text(render_html(report), json_path.with_suffix(".html"))
+
+
+def validate(params: Params, table: str, root: Path) -> ValidationReport:
+    """Validate the ingested table; on failure write only the report, then raise."""
+    layout = Layout(root, table)
+    outcome = validate_frame(params, table, io.read_table(layout.raw))
+    write_report(outcome.report, layout.validation_report)
+    if not outcome.report.passed:
+        raise ValidationFailed(
+            f"{outcome.report.summary()}\nReport: {layout.validation_report.with_suffix('.html')}"
+        )
+    io.write_csv_for_humans(outcome.quarantine, layout.quarantine)
+    io.write_table(outcome.valid_rows, layout.validated)
+    return outcome.report
+
+
+def split(params: Params, table: str, root: Path) -> dict[str, object]:
+    layout = Layout(root, table)
+    schema = schema_for(table)
+    result = split_table(
+        io.read_table(layout.validated),
+        time_column=schema.time_column,
+        stratify=params.split.stratify.get(table),
+        valid_share=params.split.valid_share,
+        test_share=params.split.test_share,
+        seed=params.split.seed,
+    )
+    for part, frame in result.parts().items():
+        io.write_table(frame, layout.split(part))
+    summary = result.summary(schema.time_column)
+    io.write_json(summary, layout.split_summary)
+    return summary
+
+
+def profile(params: Params, table: str, root: Path) -> dict[str, object]:
+    from itsm_ml.profile import plot_profile, profile_table
+
+    layout = Layout(root, table)
+    frame = io.read_table(layout.validated)
+    schema = schema_for(table)
+    report = profile_table(frame, schema)
+    io.write_json(report, layout.profile)
+    plot_profile(frame, schema, layout.profile_plot)
+    return report
+
+
+def stage_main(
+    stage: str, action: Callable[[Params, str, Path], object], argv: list[str] | None
+) -> int:
+    """Entry point of a DVC stage script: parse arguments, run, turn errors into exit 1."""
+    parser = argparse.ArgumentParser(prog=f"pipelines/{stage}.py", description=f"DVC stage {stage}")
+    parser.add_argument("--table", choices=TABLES, required=True)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    args = parser.parse_args(argv)
+    telemetry.disable()
+    root = args.params.resolve().parent
+    started = time.perf_counter()
+    try:
+        outcome = action(load_params(args.params), args.table, root)
+    except ItsmMlError as exc:
+        print(f"[{stage} {args.table}] FAILED: {exc}", file=sys.stderr)
+        return 1
+    note = outcome.summary() if isinstance(outcome, ValidationReport) else "done"
+    print(f"[{stage} {args.table}] {note} ({time.perf_counter() - started:.1f} s)")
+    return 0
