@@ -106,7 +106,6 @@ def check(
     """
     from itsm_ml import sources, stages
     from itsm_ml.config import ValidationParams, load_params, parse_source
-    from itsm_ml.schemas import schema_for
     from itsm_ml.validation import RuleResult, ValidationReport
 
     table = "changes" if source is SourceKind.change_csv else "tickets"
@@ -152,17 +151,7 @@ def check(
             raise typer.Exit(EXIT_INVALID) from exc
         progress.update(step, description=f"read {len(frame):,} rows from {file}")
         step = progress.add_task(f"validating {table} (Great Expectations)")
-        traits = sources.traits(table, parsed)
-        from itsm_ml.validation import validate_table
-
-        outcome = validate_table(
-            frame,
-            schema_for(table),
-            rules,
-            source=str(file),
-            expect_text=traits.has_text,
-            non_null=traits.non_null,
-        )
+        outcome = stages.validate_loaded(table, parsed, frame, rules)
         progress.update(step, description=f"validated {table}")
         stages.write_report(outcome.report, report_path)
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
 
 from itsm_ml.schemas import TableSchema, is_label, is_metadata
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 TOP_CLASSES = 20
 
@@ -56,14 +59,21 @@ def main_label(frame: pd.DataFrame) -> str | None:
     return found[0] if found else None
 
 
-def plot_profile(frame: pd.DataFrame, schema: TableSchema, path: Path) -> None:
+def label_shares_by_month(
+    frame: pd.DataFrame, schema: TableSchema, label: str, top: int = 8
+) -> pd.DataFrame:
+    """Share of each of the `top` most frequent classes per month; the rest is 'other'."""
+    keys = frame[label].astype("string").fillna("<missing>")
+    leaders = keys.value_counts().index[:top]
+    month = frame[schema.time_column].dt.to_period("M").rename("month")
+    return pd.crosstab(
+        month, keys.where(keys.isin(leaders), "other"), normalize="index"
+    ).sort_index()
+
+
+def profile_figure(frame: pd.DataFrame, schema: TableSchema) -> Figure:
     """Four panels: volume over time, main label mix over time, top classes, missing shares."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from itsm_ml.io import atomic_path
 
     label = main_label(frame)
     has_time = schema.time_column in frame and frame[schema.time_column].notna().any()
@@ -81,12 +91,7 @@ def plot_profile(frame: pd.DataFrame, schema: TableSchema, path: Path) -> None:
         volume.set_axis_off()
 
     if has_time and label:
-        keys = frame[label].astype("string").fillna("<missing>")
-        leaders = keys.value_counts().index[:8]
-        month = frame[schema.time_column].dt.to_period("M").rename("month")
-        shares = pd.crosstab(
-            month, keys.where(keys.isin(leaders), "other"), normalize="index"
-        ).sort_index()
+        shares = label_shares_by_month(frame, schema, label)
         shares.plot.area(ax=mix, stacked=True, lw=0, legend=False, colormap="tab10")
         mix.legend(fontsize=7, ncol=3, loc="upper left", bbox_to_anchor=(0, -0.12))
         mix.set_title(f"{label} share per month (top 8)")
@@ -109,8 +114,17 @@ def plot_profile(frame: pd.DataFrame, schema: TableSchema, path: Path) -> None:
     missing.set_xlim(0, 1)
     missing.set_title("missing share per column")
     missing.tick_params(axis="y", labelsize=7)
-
     fig.tight_layout()
+    return cast("Figure", fig)
+
+
+def plot_profile(frame: pd.DataFrame, schema: TableSchema, path: Path) -> None:
+    """Save `profile_figure` as a PNG, without needing a display."""
+    import matplotlib.pyplot as plt
+
+    from itsm_ml.io import atomic_path
+
+    fig = profile_figure(frame, schema)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=90, format="png")
     plt.close(fig)

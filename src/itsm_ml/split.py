@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from itsm_ml.errors import ItsmMlError
 
@@ -72,6 +71,9 @@ def stratified_split(
     frame: pd.DataFrame, stratify: str | None, valid_share: float, test_share: float, seed: int
 ) -> Split:
     """Seeded split keeping class shares; classes too rare to stratify are kept in training."""
+    # scikit-learn takes seconds to import; only tables without time need it.
+    from sklearn.model_selection import train_test_split
+
     labels = frame[stratify] if stratify and stratify in frame else None
     if labels is None:
         method: Literal["stratified", "random"] = "random"

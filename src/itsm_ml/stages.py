@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from itsm_ml import io, sources, telemetry
-from itsm_ml.config import GeneratorSource, Params, load_params
+from itsm_ml.config import GeneratorSource, Params, ValidationParams, load_params
 from itsm_ml.errors import ItsmMlError, ValidationFailed
 from itsm_ml.schemas import schema_for
 from itsm_ml.split import split_table
@@ -73,16 +73,20 @@ def ingest(params: Params, table: str, root: Path) -> pd.DataFrame:
     return frame
 
 
-def validate_frame(
-    params: Params, table: str, frame: pd.DataFrame, now: pd.Timestamp | None = None
+def validate_loaded(
+    table: str,
+    source: sources.AnySource,
+    frame: pd.DataFrame,
+    rules: ValidationParams,
+    now: pd.Timestamp | None = None,
 ) -> ValidationOutcome:
-    table_params = params.table(table)
-    traits = sources.traits(table, table_params.source)
+    """Validate a table loaded from `source`, demanding what that kind of source provides."""
+    traits = sources.traits(table, source)
     return validate_table(
         frame,
         schema_for(table),
-        table_params.validation,
-        source=sources.describe(table_params.source),
+        rules,
+        source=sources.describe(source),
         expect_text=traits.has_text,
         non_null=traits.non_null,
         now=now,
@@ -97,7 +101,10 @@ def write_report(report: ValidationReport, json_path: Path) -> None:
 def validate(params: Params, table: str, root: Path) -> ValidationReport:
     """Validate the ingested table; on failure write only the report, then raise."""
     layout = Layout(root, table)
-    outcome = validate_frame(params, table, io.read_table(layout.raw))
+    table_params = params.table(table)
+    outcome = validate_loaded(
+        table, table_params.source, io.read_table(layout.raw), table_params.validation
+    )
     write_report(outcome.report, layout.validation_report)
     if not outcome.report.passed:
         raise ValidationFailed(
