@@ -15,7 +15,14 @@ from typing import Annotated, Any
 import typer
 import yaml
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from itsm_ml import telemetry
@@ -55,6 +62,8 @@ def _progress() -> Progress:
     return Progress(
         SpinnerColumn(),
         TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
         TimeElapsedColumn(),
         console=console,
         transient=False,
@@ -106,6 +115,7 @@ def check(
     """
     from itsm_ml import sources, stages
     from itsm_ml.config import ValidationParams, load_params, parse_source
+    from itsm_ml.sources.csv_files import reporting_read_progress
     from itsm_ml.validation import RuleResult, ValidationReport
 
     table = "changes" if source is SourceKind.change_csv else "tickets"
@@ -121,9 +131,14 @@ def check(
     report_path = report_dir / f"{file.name}.json"
     started = time.perf_counter()
     with _progress() as progress:
-        step = progress.add_task(f"reading {file} as {source.value}")
+        step = progress.add_task(f"reading {file} as {source.value}", total=None)
+
+        def advance(done: int, size: int) -> None:
+            progress.update(step, completed=done, total=size)
+
         try:
-            frame = sources.load_table(table, parsed)
+            with reporting_read_progress(advance):
+                frame = sources.load_table(table, parsed)
         except SourceError as exc:
             progress.stop()
             report = ValidationReport(

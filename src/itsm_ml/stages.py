@@ -161,6 +161,21 @@ def stage_main(
     except ItsmMlError as exc:
         print(f"[{stage} {args.table}] FAILED: {exc}", file=sys.stderr)
         return 1
-    note = outcome.summary() if isinstance(outcome, ValidationReport) else "done"
-    print(f"[{stage} {args.table}] {note} ({time.perf_counter() - started:.1f} s)")
+    print(f"[{stage} {args.table}] {_note(outcome)} ({time.perf_counter() - started:.1f} s)")
     return 0
+
+
+def _note(outcome: object) -> str:
+    """One line on what a stage produced, for the `dvc repro` log."""
+    if isinstance(outcome, ValidationReport):
+        return outcome.summary()
+    if isinstance(outcome, pd.DataFrame):
+        return f"{len(outcome):,} rows, {outcome.shape[1]} columns"
+    if isinstance(outcome, dict) and "method" in outcome:
+        sizes = " / ".join(
+            f"{part} {outcome[part]['rows']:,}" for part in ("train", "valid", "test")
+        )
+        return f"{outcome['method']} split: {sizes}"
+    if isinstance(outcome, dict) and "rows" in outcome:
+        return f"profile of {outcome['rows']:,} rows"
+    return "done"

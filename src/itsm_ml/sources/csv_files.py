@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import difflib
 import gzip
-from collections.abc import Iterable, Sequence
+import io
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
+from typing import IO, Any
 
 import pandas as pd
 
@@ -23,6 +27,38 @@ _BINARY_SIGNATURES = {
     b"\xd0\xcf\x11\xe0": "an old Excel/Office file: export the sheet as CSV",
     b"PAR1": "a Parquet file",
 }
+
+
+ReadProgress = Callable[[int, int], None]
+"""Called with (bytes read so far, file size) while an export is read."""
+
+# A context variable, not a parameter: progress is a concern of whoever shows it (the CLI),
+# and every adapter reads through here without having to pass it along.
+_read_progress: ContextVar[ReadProgress | None] = ContextVar("read_progress", default=None)
+
+
+@contextmanager
+def reporting_read_progress(callback: ReadProgress) -> Iterator[None]:
+    """Within this block, reading an export reports its progress to `callback`."""
+    token = _read_progress.set(callback)
+    try:
+        yield
+    finally:
+        _read_progress.reset(token)
+
+
+class _CountingReader(io.RawIOBase):
+    def __init__(self, raw: IO[bytes], total: int, callback: ReadProgress) -> None:
+        self._raw, self._total, self._callback, self._done = raw, total, callback, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        count = self._raw.readinto(buffer)  # type: ignore[attr-defined]
+        self._done += count or 0
+        self._callback(self._done, self._total)
+        return int(count or 0)
 
 
 def _is_gzip(head: bytes) -> bool:
@@ -104,16 +140,18 @@ def read_csv_as_text(
     if wanted is not None:
         require_columns(path, wanted, present)
     try:
-        frame = pd.read_csv(
-            path,
-            sep=delimiter,
-            encoding=codec,
-            dtype=str,
-            keep_default_na=False,
-            na_values=list(missing_values),
-            usecols=lambda name: wanted is None or str(name).strip() in wanted,
-            engine="c",
-        )
+        with _opened(path) as (stream, compression):
+            frame = pd.read_csv(
+                stream,
+                compression=compression,
+                sep=delimiter,
+                encoding=codec,
+                dtype=str,
+                keep_default_na=False,
+                na_values=list(missing_values),
+                usecols=lambda name: wanted is None or str(name).strip() in wanted,
+                engine="c",
+            )
     except UnicodeDecodeError as exc:
         raise _decode_error(path, encoding) from exc
     except pd.errors.ParserError as exc:
@@ -125,6 +163,20 @@ def read_csv_as_text(
         raise SourceError(f"{path}: not valid CSV ({exc})") from exc
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame
+
+
+@contextmanager
+def _opened(path: Path) -> Iterator[tuple[Path | IO[bytes], str | None]]:
+    """The file as pandas should read it, counting bytes when someone shows progress."""
+    callback = _read_progress.get()
+    if callback is None:
+        yield path, "infer"
+        return
+    with path.open("rb") as raw:
+        compression = "gzip" if _is_gzip(raw.read(2)) else None
+        raw.seek(0)
+        counting = _CountingReader(raw, path.stat().st_size, callback)
+        yield io.BufferedReader(counting), compression
 
 
 def _decode_error(path: Path, encoding: str) -> SourceError:
