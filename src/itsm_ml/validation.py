@@ -31,6 +31,7 @@ from itsm_ml.schemas import (
     UNPARSED_PREFIX,
     TableSchema,
     is_metadata,
+    unparsed_column,
 )
 
 Severity = Literal["critical", "row"]
@@ -166,6 +167,7 @@ def build_suite(
     """The expectation suite of one canonical table, fitted to the columns it has."""
     telemetry.disable()
     import great_expectations as gx
+    from great_expectations.expectations.row_conditions import Column
 
     expect = gx.expectations
     ident = schema.id_column
@@ -220,7 +222,16 @@ def build_suite(
     add("id not null", ident, "row", expect.ExpectColumnValuesToNotBeNull(column=ident))
     add("id unique", ident, "row", expect.ExpectColumnValuesToBeUnique(column=ident), ident)
     for column in (c for c in non_null if c in frame):
-        add("value present", column, "row", expect.ExpectColumnValuesToNotBeNull(column=column))
+        marker = unparsed_column(column)
+        # A cell that failed to parse is reported by its parse rule, with its raw text; here
+        # only cells that were empty in the export.
+        condition = Column(marker).is_null() if marker in frame else None
+        add(
+            "value present",
+            column,
+            "row",
+            expect.ExpectColumnValuesToNotBeNull(column=column, row_condition=condition),
+        )
     for marker in (c for c in frame.columns if c.startswith(UNPARSED_PREFIX)):
         column = marker.removeprefix(UNPARSED_PREFIX)
         word = _DTYPE_WORDS.get(schema.dtype_of(column) or "", "the declared type")
@@ -326,12 +337,17 @@ def validate_table(
     for rule, raw in zip(rules, raw_results, strict=True):
         detail = raw.result or {}
         failed_rows: list[int] = list(detail.get("unexpected_index_list") or [])
-        success = bool(raw.success)
-        error = (raw.exception_info or {}).get("exception_message") if raw.exception_info else None
-        if error and (raw.exception_info or {}).get("raised_exception"):
-            success = False
+        info = raw.exception_info or {}
+        error = info.get("exception_message") if info.get("raised_exception") else None
+        success = bool(raw.success) and not error
+        # A row rule that failed without naming rows (GX could not evaluate it, e.g. a date
+        # rule on a text column) judged nothing: the table cannot pass on it.
+        unexplained = not success and not failed_rows
+        severity: Severity = "critical" if error or unexplained else rule.severity
+        if unexplained and not error and rule.severity == "row":
+            error = f"failed without naming rows ({_short(detail, 200)})"
         examples: tuple[str, ...] = ()
-        if rule.severity == "row":
+        if severity == "row":
             examples = tuple(
                 _example(frame, schema.id_column, row, rule.involved)
                 for row in failed_rows[:MAX_EXAMPLES]
@@ -343,14 +359,14 @@ def validate_table(
             RuleResult(
                 name=rule.name,
                 column=rule.column,
-                severity=rule.severity,
+                severity=severity,
                 success=success,
-                failed_count=len(failed_rows) if rule.severity == "row" else int(not success),
+                failed_count=len(failed_rows) if severity == "row" else int(not success),
                 examples=examples,
                 expectation=type(rule.expectation).__name__,
-                observed=str(
-                    error or ("observed " + str(observed) if observed is not None else "")
-                ),
+                observed=f"could not be evaluated: {error}"
+                if error
+                else ("observed " + str(observed) if observed is not None else ""),
             )
         )
 
@@ -394,7 +410,9 @@ def render_html(report: ValidationReport) -> str:
     esc = html.escape
     verdict = "pass" if report.passed else "fail"
     rows = []
-    for r in report.results:
+    # Failures first: critical, then quarantining rules; passed rules keep the suite's order.
+    ordered = sorted(report.results, key=lambda r: (r.success, r.severity != "critical"))
+    for r in ordered:
         if r.success:
             status = '<span class="ok">passed</span>'
         elif r.severity == "row":

@@ -93,3 +93,14 @@ def test_html_report_is_self_contained_and_escapes_values() -> None:
     page = render_html(run(frame).report)
     assert "<script>alert" not in page and "&lt;script&gt;" in page
     assert "http://" not in page and "https://" not in page and "<link" not in page
+
+
+def test_a_row_rule_that_fails_without_naming_rows_fails_the_table() -> None:
+    frame = tickets().assign(closed_at=lambda f: f.closed_at.astype(str))
+    report = run(frame).report
+    assert not report.passed
+    failed = {(r.column, r.name): r for r in report.critical_failures}
+    assert failed[("closed_at", "not in the future")].observed.startswith(
+        "could not be evaluated: failed without naming rows"
+    )
+    assert not report.row_failures
