@@ -31,7 +31,7 @@ class _Strict(BaseModel, frozen=True, extra="forbid"):
     pass
 
 
-class _CsvFile(_Strict):
+class CsvFileSource(_Strict):
     path: str = Field(description="Path of the export; may use $ITSM_ML_DATASETS and ~.")
     encoding: str = "utf-8"
     delimiter: str = ","
@@ -41,7 +41,7 @@ class _CsvFile(_Strict):
         return resolve_path(self.path, root)
 
 
-class ServiceNowAuditLogSource(_CsvFile):
+class ServiceNowAuditLogSource(CsvFileSource):
     """Audit log: one row per update of an incident (like the UCI incident event log)."""
 
     kind: Literal["servicenow_audit_log"]
@@ -49,7 +49,7 @@ class ServiceNowAuditLogSource(_CsvFile):
     missing_values: tuple[str, ...] = ("?", "")
 
 
-class ServiceNowTableSource(_CsvFile):
+class ServiceNowTableSource(CsvFileSource):
     """Plain table export: one row per incident, holding its state at export time."""
 
     kind: Literal["servicenow_table"]
@@ -63,7 +63,7 @@ def _check_names(mapping: dict[str, str]) -> dict[str, str]:
     return mapping
 
 
-class TicketCsvSource(_CsvFile):
+class TicketCsvSource(CsvFileSource):
     """Any ticket CSV, mapped column by column onto the canonical tickets table."""
 
     kind: Literal["ticket_csv"]
@@ -79,6 +79,11 @@ class TicketCsvSource(_CsvFile):
 
     _names = field_validator("features", "labels")(_check_names)
 
+    def mapped_columns(self) -> list[str]:
+        """Every column of the file that the mapping names."""
+        named = [self.id, self.opened_at, self.closed_at, *self.text]
+        return [c for c in named if c] + [*self.features.values(), *self.labels.values()]
+
     @model_validator(mode="after")
     def _needs_a_label_or_text(self) -> TicketCsvSource:
         if not self.labels and not self.text:
@@ -86,7 +91,7 @@ class TicketCsvSource(_CsvFile):
         return self
 
 
-class ChangeCsvSource(_CsvFile):
+class ChangeCsvSource(CsvFileSource):
     """Any change CSV, mapped column by column onto the canonical changes table."""
 
     kind: Literal["change_csv"]
@@ -103,6 +108,12 @@ class ChangeCsvSource(_CsvFile):
     outcome_false_values: tuple[str, ...] = ("0", "false", "False", "FALSE", "no", "successful")
 
     _names = field_validator("numeric", "categorical")(_check_names)
+
+    def mapped_columns(self) -> list[str]:
+        """Every column of the file that the mapping names."""
+        times = [self.opened_at, self.planned_start, self.planned_end, self.closed_at]
+        named = [self.id, *times, self.outcome]
+        return [c for c in named if c] + [*self.numeric.values(), *self.categorical.values()]
 
 
 class DriftKnobs(_Strict):

@@ -104,7 +104,9 @@ def profile_figure(frame: pd.DataFrame, schema: TableSchema) -> Figure:
     if label:
         counts = frame[label].astype("string").fillna("<missing>").value_counts().head(15)
         counts.iloc[::-1].plot.barh(ax=top, color="#3b6ea5")
-        top.set_title(f"{label}: 15 most frequent of {frame[label].nunique()}")
+        classes = frame[label].nunique()
+        shown = f"15 most frequent of {classes} classes" if classes > 15 else f"{classes} classes"
+        top.set_title(f"{label}: {shown}")
     else:
         top.set_axis_off()
 

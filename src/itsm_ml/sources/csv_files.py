@@ -17,6 +17,7 @@ from typing import IO, Any
 
 import pandas as pd
 
+from itsm_ml.config import CsvFileSource
 from itsm_ml.errors import SourceError
 
 _SNIFF_BYTES = 65_536
@@ -114,6 +115,20 @@ def check_readable_text(path: Path) -> None:
         raise SourceError(f"{path}: not a CSV file, it looks like HTML or XML; export as CSV")
 
 
+def read_export(
+    source: CsvFileSource, columns: Iterable[str] | None = None, required: Sequence[str] = ()
+) -> pd.DataFrame:
+    """Read the file of a source configuration, with its encoding, delimiter and missing values."""
+    return read_csv_as_text(
+        source.resolved_path(),
+        encoding=source.encoding,
+        delimiter=source.delimiter,
+        missing_values=source.missing_values,
+        columns=columns,
+        required=required,
+    )
+
+
 def read_csv_as_text(
     path: Path,
     *,
@@ -121,8 +136,13 @@ def read_csv_as_text(
     delimiter: str = ",",
     missing_values: Sequence[str] = ("",),
     columns: Iterable[str] | None = None,
+    required: Sequence[str] = (),
 ) -> pd.DataFrame:
-    """Read `path` with every cell as a string (missing values as NA), checking `columns` exist."""
+    """Read `path` with every cell as a string (missing values as NA).
+
+    `columns`: read only these, and fail clearly if one is missing (all columns when None);
+    `required`: fail clearly if one of these is missing, without restricting what is read.
+    """
     check_readable_text(path)
     # utf-8-sig drops the byte-order mark that Excel writes; plain utf-8 would keep it in the
     # first column's name.
@@ -137,8 +157,7 @@ def read_csv_as_text(
     except pd.errors.ParserError as exc:
         raise SourceError(f"{path}: the header row is not valid CSV: {exc}") from exc
     present = [str(c).strip() for c in header.columns]
-    if wanted is not None:
-        require_columns(path, wanted, present)
+    require_columns(path, [*(wanted or ()), *required], present)
     try:
         with _opened(path) as (stream, compression):
             frame = pd.read_csv(
@@ -189,6 +208,7 @@ def _decode_error(path: Path, encoding: str) -> SourceError:
 
 
 def require_columns(path: Path, wanted: Sequence[str], present: Sequence[str]) -> None:
+    wanted = list(dict.fromkeys(wanted))
     missing = [c for c in wanted if c not in present]
     if not missing:
         return

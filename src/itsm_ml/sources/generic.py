@@ -7,7 +7,7 @@ import pandas as pd
 from itsm_ml.config import ChangeCsvSource, TicketCsvSource
 from itsm_ml.schemas import CHANGES, FLOAT, LABEL_PREFIX, STRING, TICKETS
 from itsm_ml.sources.canonical import CanonicalBuilder, record_numbers
-from itsm_ml.sources.csv_files import read_csv_as_text
+from itsm_ml.sources.csv_files import read_export
 
 
 def _row_ids(rows: pd.DataFrame, prefix: str) -> pd.Series:
@@ -16,22 +16,7 @@ def _row_ids(rows: pd.DataFrame, prefix: str) -> pd.Series:
 
 
 def load_ticket_csv(source: TicketCsvSource) -> pd.DataFrame:
-    mapped = [
-        source.id,
-        source.opened_at,
-        source.closed_at,
-        *source.text,
-        *source.features.values(),
-        *source.labels.values(),
-    ]
-    rows = read_csv_as_text(
-        source.resolved_path(),
-        encoding=source.encoding,
-        delimiter=source.delimiter,
-        missing_values=source.missing_values,
-        columns=[c for c in mapped if c is not None],
-    )
-    return ticket_rows_to_canonical(rows, source)
+    return ticket_rows_to_canonical(read_export(source, source.mapped_columns()), source)
 
 
 def ticket_rows_to_canonical(rows: pd.DataFrame, source: TicketCsvSource) -> pd.DataFrame:
@@ -70,24 +55,7 @@ def _typed(
 
 
 def load_change_csv(source: ChangeCsvSource) -> pd.DataFrame:
-    mapped = [
-        source.id,
-        source.opened_at,
-        source.planned_start,
-        source.planned_end,
-        source.closed_at,
-        source.outcome,
-        *source.numeric.values(),
-        *source.categorical.values(),
-    ]
-    rows = read_csv_as_text(
-        source.resolved_path(),
-        encoding=source.encoding,
-        delimiter=source.delimiter,
-        missing_values=source.missing_values,
-        columns=[c for c in mapped if c is not None],
-    )
-    return change_rows_to_canonical(rows, source)
+    return change_rows_to_canonical(read_export(source, source.mapped_columns()), source)
 
 
 def change_rows_to_canonical(rows: pd.DataFrame, source: ChangeCsvSource) -> pd.DataFrame:

@@ -12,7 +12,7 @@ import pandas as pd
 from itsm_ml.config import ServiceNowAuditLogSource, ServiceNowTableSource
 from itsm_ml.schemas import TICKETS
 from itsm_ml.sources.canonical import CanonicalBuilder, record_numbers
-from itsm_ml.sources.csv_files import read_csv_as_text, require_columns
+from itsm_ml.sources.csv_files import read_export
 
 _TRUE = ("true", "True", "TRUE", "1")
 _FALSE = ("false", "False", "FALSE", "0")
@@ -57,14 +57,7 @@ AUDIT_COLUMNS = (
 
 
 def load_audit_log(source: ServiceNowAuditLogSource) -> pd.DataFrame:
-    path = source.resolved_path()
-    events = read_csv_as_text(
-        path,
-        encoding=source.encoding,
-        delimiter=source.delimiter,
-        missing_values=source.missing_values,
-        columns=AUDIT_COLUMNS,
-    )
+    events = read_export(source, AUDIT_COLUMNS)
     events["_record"] = record_numbers(events)
     order = pd.DataFrame(
         {
@@ -125,14 +118,7 @@ TABLE_REQUIRED = ("number", "opened_at", "short_description", "assignment_group"
 
 
 def load_table_export(source: ServiceNowTableSource) -> pd.DataFrame:
-    path = source.resolved_path()
-    rows = read_csv_as_text(
-        path,
-        encoding=source.encoding,
-        delimiter=source.delimiter,
-        missing_values=source.missing_values,
-    )
-    require_columns(path, TABLE_REQUIRED, list(rows.columns))
+    rows = read_export(source, required=TABLE_REQUIRED)
     return table_frame_to_canonical(rows, source.date_format)
 
 

@@ -71,3 +71,18 @@ def test_table_export_maps_changeable_fields_to_labels() -> None:
     assert "assignment_group" not in frame and "category" not in frame
     assert frame.caller.iloc[0] == "Caller 1"
     assert frame.label_reassignment_count.iloc[0] == 2
+
+
+def test_table_export_names_its_missing_required_columns(tmp_path: Path) -> None:
+    from itsm_ml.config import ServiceNowTableSource
+    from itsm_ml.sources.servicenow import load_table_export
+
+    path = tmp_path / "incident.csv"
+    path.write_text(
+        "number,opened_at,short_description,assignment group\nINC1,2025-01-01 00:00:00,vpn,Net\n"
+    )
+    source = ServiceNowTableSource(kind="servicenow_table", path=str(path))
+    with pytest.raises(
+        SourceError, match=r"'assignment_group' \(did you mean 'assignment group'\?\)"
+    ):
+        load_table_export(source)
