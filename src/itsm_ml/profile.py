@@ -36,9 +36,12 @@ def profile_table(frame: pd.DataFrame, schema: TableSchema) -> dict[str, Any]:
         lengths = frame[schema.text_column].str.len().dropna()
         if len(lengths):
             text_lengths = {q: float(lengths.quantile(p)) for q, p in (("p50", 0.5), ("p95", 0.95))}
+    content = [c for c in columns if c != schema.id_column]
     return {
         "table": schema.name,
         "rows": len(frame),
+        # Same content under another id: copies that may land on both sides of a split.
+        "duplicate_records": int(frame.duplicated(subset=content).sum()) if content else 0,
         "columns": len(columns),
         "time_range": {"from": _iso(times.min()), "to": _iso(times.max())} if len(times) else None,
         "rows_per_month": (

@@ -48,6 +48,10 @@ class Layout:
     def validation_report(self) -> Path:
         return self.root / "reports" / "validation" / f"{self.table}.json"
 
+    @property
+    def validation_metrics(self) -> Path:
+        return self.root / "reports" / "validation" / f"{self.table}.metrics.json"
+
     def split(self, part: str) -> Path:
         return self.root / "data" / "processed" / self.table / f"{part}.parquet"
 
@@ -106,6 +110,7 @@ def validate(params: Params, table: str, root: Path) -> ValidationReport:
         table, table_params.source, io.read_table(layout.raw), table_params.validation
     )
     write_report(outcome.report, layout.validation_report)
+    io.write_json(outcome.report.metrics(), layout.validation_metrics)
     if not outcome.report.passed:
         raise ValidationFailed(
             f"{outcome.report.summary()}\nReport: {layout.validation_report.with_suffix('.html')}"

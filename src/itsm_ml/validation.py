@@ -127,6 +127,17 @@ class ValidationReport:
                 lines.append(f"      {_describe(result)}")
         return "\n".join(lines)
 
+    def metrics(self) -> dict[str, Any]:
+        """The few numbers worth comparing between runs (`dvc metrics diff`)."""
+        return {
+            "passed": self.passed,
+            "rows": self.rows,
+            "quarantined_rows": self.quarantined_rows,
+            "quarantine_share": round(self.quarantine_share, 6),
+            "critical_failures": len(self.critical_failures),
+            "row_rules_failed": len(self.row_failures),
+        }
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "table": self.table,

@@ -73,6 +73,8 @@ def test_first_run_writes_every_output(project: Path) -> None:
             assert len(pd.read_parquet(project / f"data/processed/{table}/{part}.parquet")) > 0
         assert (project / f"reports/validation/{table}.html").exists()
         assert (project / f"reports/data/{table}.png").stat().st_size > 10_000
+        metrics = yaml.safe_load((project / f"reports/validation/{table}.metrics.json").read_text())
+        assert metrics["passed"] is True and metrics["critical_failures"] == 0
 
 
 def test_second_run_does_nothing_and_says_so(project: Path) -> None:

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from itsm_ml.config import ValidationParams, parse_source
+from itsm_ml.profile import profile_table
 from itsm_ml.schemas import CHANGES, TICKETS
 from itsm_ml.sources import load_table, traits
 from itsm_ml.validation import validate_table
@@ -94,6 +95,7 @@ def test_ticket_assignment_through_a_column_mapping(datasets: Path) -> None:
     assert frame.ticket_id.is_unique and frame.opened_at.isna().all()
     assert frame.text.notna().mean() > 0.99
     assert (frame.label_assignment_group == "GRP_0").mean() == pytest.approx(0.468, abs=0.002)
+    assert profile_table(frame, TICKETS)["duplicate_records"] == 83  # as the dataset README says
     outcome = validated("tickets", source, frame)
     assert outcome.report.passed, outcome.report.summary()
 

@@ -28,6 +28,9 @@ def test_profile_counts_labels_missing_shares_and_months() -> None:
     assert profile["rows_per_month"] == {"2025-01": 2, "2025-02": 2}
     assert profile["missing_share"]["text"] == 0.25
     assert profile["labels"]["label_category"]["top"] == {"net": 2, "sap": 1, "<missing>": 1}
+    assert profile["duplicate_records"] == 0
+    copied = pd.concat([frame(), frame().iloc[[1]].assign(ticket_id="e", _source_row=5)])
+    assert profile_table(copied, TICKETS)["duplicate_records"] == 1
 
 
 def test_label_shares_sum_to_one_per_month() -> None:
