@@ -46,10 +46,6 @@ class TableSchema:
     def core_columns(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns if c.core)
 
-    @property
-    def datetime_columns(self) -> tuple[str, ...]:
-        return tuple(c.name for c in self.columns if c.dtype == DATETIME)
-
 
 def unparsed_column(column: str) -> str:
     """Name of the metadata column holding the raw text of `column` where it failed to parse."""

@@ -9,8 +9,6 @@ import pandas as pd
 
 from itsm_ml.errors import ItsmMlError
 
-SPLITS = ("train", "valid", "test")
-
 
 @dataclass(frozen=True)
 class Split:

@@ -27,6 +27,7 @@ from itsm_ml.schemas import (
     DATETIME,
     FLOAT,
     INT,
+    SOURCE_ROW,
     STRING,
     UNPARSED_PREFIX,
     TableSchema,
@@ -313,7 +314,7 @@ def _run(frame: pd.DataFrame, table: str, rules: list[Rule]) -> list[Any]:
 
 def _example(frame: pd.DataFrame, ident: str, row: int, columns: tuple[str, ...]) -> str:
     label = frame.at[row, ident]
-    where = f"{ident}={label}" if pd.notna(label) else f"record {frame.at[row, '_source_row']}"
+    where = f"{ident}={label}" if pd.notna(label) else f"record {frame.at[row, SOURCE_ROW]}"
     shown = ", ".join(
         f"{c.removeprefix(UNPARSED_PREFIX)}={_short(frame.at[row, c])}"
         for c in columns

@@ -41,8 +41,7 @@ def test_integers_reject_fractions() -> None:
 
 def test_booleans_follow_the_given_vocabulary() -> None:
     parsed, failed = parsing.parse_booleans(s("true", "false", "maybe"), ["true"], ["false"])
-    assert parsed.iloc[0] is True or parsed.iloc[0] == True  # noqa: E712
-    assert parsed.iloc[1] == False  # noqa: E712
+    assert parsed.iloc[:2].tolist() == [True, False]
     assert failed.iloc[2] == "maybe"
 
 
