@@ -1,0 +1,323 @@
+"""Ticket triage: predict a ticket's final label (group, category, priority) at open time.
+
+Two branches, used as the data allows:
+- text: TF-IDF of word and character n-grams and a linear SVM, for sources with text;
+- structured: LightGBM on the open-time fields (caller, CI, category at open, ...), rare
+  values bucketed so high-cardinality codes cannot be memorised.
+With both, the text branch's out-of-fold scores become features of the booster (stacking),
+so neither branch sees its own training answers. The scores are then calibrated by a
+temperature fitted on the validation split, and per-class thresholds for the target
+precision are learned there too: `respond` says which predictions may be auto-routed.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from itsm_ml.evaluation import NEVER, fit_class_thresholds
+from itsm_ml.models.calibration import TemperatureScaler
+
+OTHER = "__other__"
+_MIN_TEXT_SHARE = 0.1  # below this share of non-empty texts, the text branch is left out
+
+
+class NotFittedError(RuntimeError):
+    pass
+
+
+class TriageModel:
+    """A calibrated classifier of canonical tickets with the scikit-learn contract."""
+
+    def __init__(
+        self,
+        *,
+        categorical: Sequence[str] = (),
+        text_column: str | None = "text",
+        target_precision: float = 0.9,
+        min_class_support: int = 30,
+        top_k: int = 3,
+        min_category_count: int = 5,
+        text_c: float = 0.5,
+        text_folds: int = 3,
+        n_estimators: int = 300,
+        learning_rate: float = 0.05,
+        num_leaves: int = 31,
+        min_child_samples: int = 20,
+        early_stopping_rounds: int = 30,
+        n_jobs: int = 2,
+        random_state: int = 0,
+    ) -> None:
+        self.categorical = categorical
+        self.text_column = text_column
+        self.target_precision = target_precision
+        self.min_class_support = min_class_support
+        self.top_k = top_k
+        self.min_category_count = min_category_count
+        self.text_c = text_c
+        self.text_folds = text_folds
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.min_child_samples = min_child_samples
+        self.early_stopping_rounds = early_stopping_rounds
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    # ----------------------------------------------------------------------------- fitting
+
+    def fit(
+        self, X: pd.DataFrame, y: pd.Series, X_valid: pd.DataFrame, y_valid: pd.Series
+    ) -> TriageModel:
+        """Fit on train; calibrate, early-stop and learn thresholds on validation only."""
+        X, y = _labelled(X, y)
+        X_valid, y_valid = _labelled(X_valid, y_valid)
+        if y.nunique() < 2:
+            raise ValueError(f"need at least two classes to learn from, got {sorted(set(y))}")
+        self.classes_ = np.array(sorted(set(y)))
+        self._index = {label: i for i, label in enumerate(self.classes_)}
+        self.class_support_ = y.value_counts().reindex(self.classes_, fill_value=0)
+        self.categorical_ = [c for c in self.categorical if c in X and X[c].notna().any()]
+        self.levels_ = {c: _frequent(X[c], self.min_category_count) for c in self.categorical_}
+        self.uses_text_ = bool(
+            self.text_column
+            and self.text_column in X
+            and _texts(X, self.text_column).str.len().gt(0).mean() >= _MIN_TEXT_SHARE
+        )
+        if not self.uses_text_ and not self.categorical_:
+            raise ValueError(
+                "no usable feature: the tickets have neither text nor open-time fields"
+            )
+        y_index = y.map(self._index).to_numpy()
+
+        text_train = self._fit_text(X, y) if self.uses_text_ else None
+        if self.categorical_:
+            self._fit_booster(X, y_index, text_train, X_valid, y_valid)
+        valid_scores = self._scores(X_valid)
+        valid_targets = y_valid.map(self._index).fillna(-1).astype(int).to_numpy()
+        self.calibrator_ = TemperatureScaler().fit(valid_scores, valid_targets)
+
+        proba = self.calibrator_.transform(valid_scores)
+        eligible = self.class_support_[self.class_support_ >= self.min_class_support].index
+        self.thresholds_ = fit_class_thresholds(
+            pd.Series(self.classes_[proba.argmax(axis=1)]),
+            proba.max(axis=1),
+            y_valid.reset_index(drop=True),
+            target_precision=self.target_precision,
+            eligible={str(c) for c in eligible},
+        )
+        return self
+
+    def _fit_text(self, X: pd.DataFrame, y: pd.Series) -> np.ndarray:
+        from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+        texts = _texts(X, self.text_column)
+        self.text_model_ = _text_pipeline(self.text_c).fit(texts, y)
+        if not self.categorical_:
+            return np.empty((0, 0))
+        # Out-of-fold scores: the booster must learn how far to trust the text branch on
+        # tickets the text branch has not seen.
+        folds = min(self.text_folds, int(y.value_counts().min()) if len(y) else 2)
+        if folds < 2:
+            folds = 2
+        splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=self.random_state)
+        rare = y.map(y.value_counts()) < folds
+        safe_y = y.where(~rare, OTHER)  # classes too small to stratify share one bucket
+        return np.asarray(
+            cross_val_predict(
+                _text_pipeline(self.text_c),
+                texts,
+                y,
+                cv=list(splitter.split(texts, safe_y)),
+                method="decision_function",
+            )
+        )
+
+    def _structured(self, X: pd.DataFrame, text_scores: np.ndarray | None) -> pd.DataFrame:
+        columns = {
+            c: pd.Categorical(
+                X[c].astype("string").where(X[c].isin(self.levels_[c]), OTHER).fillna(OTHER),
+                categories=[*self.levels_[c], OTHER],
+            )
+            for c in self.categorical_
+        }
+        frame = pd.DataFrame(columns, index=X.index)
+        if text_scores is not None and text_scores.size:
+            scores = pd.DataFrame(
+                text_scores,
+                index=X.index,
+                columns=[f"text_score_{i}" for i in range(text_scores.shape[1])],
+            )
+            frame = pd.concat([frame, scores], axis=1)
+        return frame
+
+    def _fit_booster(
+        self,
+        X: pd.DataFrame,
+        y_index: np.ndarray,
+        text_train: np.ndarray | None,
+        X_valid: pd.DataFrame,
+        y_valid: pd.Series,
+    ) -> None:
+        import lightgbm as lgb
+
+        train = self._structured(X, text_train)
+        valid_known = y_valid.isin(self._index).to_numpy()
+        valid = self._structured(
+            X_valid[valid_known],
+            self._text_scores(X_valid[valid_known]) if self.uses_text_ else None,
+        )
+        self.booster_ = lgb.LGBMClassifier(
+            objective="multiclass",
+            n_estimators=self.n_estimators,
+            learning_rate=self.learning_rate,
+            num_leaves=self.num_leaves,
+            min_child_samples=self.min_child_samples,
+            cat_smooth=10,
+            min_data_per_group=20,
+            max_cat_to_onehot=8,
+            n_jobs=self.n_jobs,
+            random_state=self.random_state,
+            verbose=-1,
+        )
+        callbacks = (
+            [lgb.early_stopping(self.early_stopping_rounds, verbose=False)] if len(valid) else []
+        )
+        has_valid = len(valid) > 0
+        self.booster_.fit(
+            train,
+            y_index,
+            eval_X=(valid,) if has_valid else None,
+            eval_y=(y_valid[valid_known].map(self._index).to_numpy(),) if has_valid else None,
+            callbacks=callbacks,
+        )
+        # LightGBM numbers only the classes it saw; map its columns back onto ours.
+        self._booster_columns = np.asarray(self.booster_.classes_, dtype=int)
+
+    # ----------------------------------------------------------------------------- scoring
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "calibrator_"):
+            raise NotFittedError("TriageModel is not fitted yet: call fit() first")
+
+    def _text_scores(self, X: pd.DataFrame) -> np.ndarray:
+        return np.asarray(self.text_model_.decision_function(_texts(X, self.text_column)))
+
+    def _complete(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Add the feature columns a caller left out, as missing values."""
+        needed = [*self.categorical_, *([self.text_column] if self.uses_text_ else [])]
+        absent = [c for c in needed if c not in X]
+        if not absent:
+            return X
+        filled = X.copy()
+        for column in absent:
+            filled[column] = pd.Series(pd.NA, index=X.index, dtype="string")
+        return filled
+
+    def _scores(self, X: pd.DataFrame) -> np.ndarray:
+        """Uncalibrated scores (n, classes): log-odds from the booster, or SVM margins."""
+        X = self._complete(X)
+        text = self._text_scores(X) if self.uses_text_ else None
+        if not self.categorical_:
+            assert text is not None
+            return _align(text, self.text_model_.classes_, self._index)
+        raw = np.asarray(self.booster_.predict(self._structured(X, text), raw_score=True))
+        scores = np.full((len(X), len(self.classes_)), -1e3)
+        scores[:, self._booster_columns] = raw
+        return scores
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        self._check_fitted()
+        return self.calibrator_.transform(self._scores(X))
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return np.asarray(self.classes_[self.predict_proba(X).argmax(axis=1)])
+
+    def notes(self, X: pd.DataFrame) -> pd.Series:
+        """What each ticket had that the model never saw, and how it fell back."""
+        self._check_fitted()
+        X = self._complete(X)
+        parts = pd.DataFrame(index=X.index)
+        for column in self.categorical_:
+            values = X[column].astype("string")
+            unknown = values.notna() & ~values.isin(self.levels_[column])
+            parts[column] = np.where(unknown, f"unseen {column} (treated as rare)", "")
+            missing = values.isna()
+            parts[column] = np.where(missing, f"no {column}", parts[column])
+        if self.uses_text_:
+            empty = _texts(X, self.text_column).str.strip().str.len().eq(0)
+            parts["text"] = np.where(
+                empty,
+                "no text (structured fields only)"
+                if self.categorical_
+                else "no text (class priors only)",
+                "",
+            )
+        return parts.apply(lambda row: "; ".join(p for p in row if p), axis=1).astype(str)
+
+    def respond(self, X: pd.DataFrame) -> pd.DataFrame:
+        """What the ITSM receives: label, probability, auto-route flag, top-k, notes."""
+        proba = self.predict_proba(X)
+        top = np.argsort(-proba, axis=1)[:, : self.top_k]
+        label = self.classes_[top[:, 0]]
+        confidence = proba[np.arange(len(proba)), top[:, 0]]
+        limits = np.array([self.thresholds_.get(str(c), NEVER) for c in label], dtype=float)
+        return pd.DataFrame(
+            {
+                "label": label.astype(str),
+                "probability": confidence,
+                "auto_route": confidence >= limits,
+                "suggestions": [list(self.classes_[row].astype(str)) for row in top],
+                "suggestion_probabilities": [
+                    [float(p) for p in proba[i, row]] for i, row in enumerate(top)
+                ],
+                "notes": self.notes(X).to_numpy(),
+            },
+            index=X.index,
+        )
+
+    def get_params(self, deep: bool = False) -> dict[str, Any]:
+        names = inspect.signature(type(self).__init__).parameters
+        return {name: getattr(self, name) for name in names if name != "self"}
+
+
+def _labelled(X: pd.DataFrame, y: pd.Series) -> tuple[pd.DataFrame, pd.Series]:
+    known = y.notna().to_numpy()
+    return X.loc[known].reset_index(drop=True), y[known].astype(str).reset_index(drop=True)
+
+
+def _frequent(values: pd.Series, min_count: int) -> list[str]:
+    counts = values.dropna().astype(str).value_counts()
+    return sorted(counts[counts >= min_count].index)
+
+
+def _texts(X: pd.DataFrame, column: str | None) -> pd.Series:
+    if column is None or column not in X:
+        return pd.Series("", index=X.index, dtype="string")
+    return X[column].astype("string").fillna("")
+
+
+def _text_pipeline(c: float) -> Any:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.pipeline import make_pipeline, make_union
+    from sklearn.svm import LinearSVC
+
+    return make_pipeline(
+        make_union(
+            TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2, lowercase=True),
+            TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2),
+        ),
+        LinearSVC(C=c),
+    )
+
+
+def _align(scores: np.ndarray, classes: np.ndarray, index: dict[str, int]) -> np.ndarray:
+    if scores.ndim == 1:  # binary SVM: one margin for the second class
+        scores = np.column_stack([-scores, scores])
+    out = np.full((scores.shape[0], len(index)), -1e3)
+    out[:, [index[str(c)] for c in classes]] = scores
+    return out
