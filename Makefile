@@ -13,7 +13,7 @@ export GX_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test lint typecheck unit lab bench dag clean help
+.PHONY: run test lint typecheck unit lab ui bench dag help
 .DEFAULT_GOAL := help
 
 help: ## list the targets
@@ -44,9 +44,16 @@ test: lint typecheck unit ## ruff, mypy and the whole test suite (notebooks incl
 lab: .venv/.synced ## JupyterLab on the project's environment
 	$(RUN) jupyter lab --notebook-dir=notebooks
 
-bench: .venv/.synced ## time ingest + validate of the full ServiceNow audit log
+ui: .venv/.synced ## MLflow UI on the project's tracking store (one worker: 2 cores)
+	$(RUN) mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}" --workers 1
+
+bench: .venv/.synced ## benchmarks on the real datasets, written to reports/benchmarks.md
 	@test -n "$$ITSM_ML_DATASETS" || { echo "set ITSM_ML_DATASETS to the folder of the public datasets (e.g. ../shared/datasets)"; exit 2; }
-	$(RUN) python bench/ingest_validate.py --out reports/benchmarks.md
+	$(RUN) python bench/ingest_validate.py --out reports/bench/ingest_validate.md
+	$(RUN) python bench/triage.py --out reports/bench/triage.md
+	@{ echo "# Benchmarks"; echo; echo "Measured by \`make bench\`; each section names its command and machine."; echo; \
+	   cat reports/bench/ingest_validate.md; echo; cat reports/bench/triage.md; } > reports/benchmarks.md
+	@echo "wrote reports/benchmarks.md"
 
 dag: .venv/.synced ## show the pipeline
 	$(RUN) dvc dag

@@ -97,7 +97,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--out", type=Path, default=Path("reports/benchmarks.md"))
+    parser.add_argument("--out", type=Path, default=Path("reports/bench/ingest_validate.md"))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--child", nargs=2, metavar=("KIND", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -123,12 +123,10 @@ def main() -> int:
     }
     wall, peak = med["itsm_ml"]["wall_s"], med["itsm_ml"]["peak_mb"]
     verdict = lambda ok: "met" if ok else "NOT met"  # noqa: E731
-    report = f"""# Benchmarks
+    report = f"""## Ingest + validate of the ServiceNow audit log
 
 Command: `make bench` (`python bench/ingest_validate.py --out {args.out}`), {args.repeats} runs each,
 interleaved, medians. Measured {time.strftime("%Y-%m-%d %H:%M")} on: {machine()}.
-
-## Ingest + validate of the ServiceNow audit log
 
 Input: `$ITSM_ML_DATASETS/{LOG}`: {runs["read_csv"][0]["rows"]:,} events, collapsed to
 {ours[0]["rows"]:,} incidents.

@@ -185,10 +185,97 @@ class SplitParams(_Strict):
         return self
 
 
+OPEN_TIME_FEATURES = (
+    "caller",
+    "opened_by",
+    "channel",
+    "location",
+    "ci",
+    "service",
+    "category",
+    "subcategory",
+    "symptom",
+    "impact",
+    "urgency",
+    "priority",
+    "assignment_group",
+)
+
+
+class TriageTarget(_Strict):
+    label: str = Field(pattern=r"^label_", description="Canonical label column to predict.")
+    registered_model: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
+    at_open: str | None = Field(
+        None, description="Feature holding the value set at open: the keep-at-open baseline."
+    )
+
+
+class TriageModelParams(_Strict):
+    min_category_count: PositiveInt = Field(20, description="Rarer values are bucketed.")
+    text_c: float = Field(1.0, gt=0, description="Regularisation (C) of the linear SVM.")
+    categorical_weight: float = Field(
+        0.5, ge=0, description="Weight of one-hot fields beside text."
+    )
+    class_weight_power: float = Field(
+        0.5, ge=0, description="Class weight (largest / own size) ** power; 0: unweighted."
+    )
+    n_estimators: PositiveInt = 300
+    learning_rate: float = Field(0.05, gt=0, le=1)
+    num_leaves: int = Field(31, ge=2)
+    min_child_samples: PositiveInt = 20
+    early_stopping_rounds: PositiveInt = 30
+
+
+def _default_targets() -> dict[str, TriageTarget]:
+    return {
+        "routing": TriageTarget(
+            label="label_assignment_group",
+            registered_model="ticket-routing",
+            at_open="assignment_group",
+        ),
+        "category": TriageTarget(
+            label="label_category", registered_model="ticket-category", at_open="category"
+        ),
+        "priority": TriageTarget(
+            label="label_priority", registered_model="ticket-priority", at_open="priority"
+        ),
+    }
+
+
+class TriageParams(_Strict):
+    target_precision: float = Field(0.9, gt=0, le=1)
+    threshold_z: float = Field(
+        1.0, ge=0, description="Confidence margin of the precision thresholds (Wilson z)."
+    )
+    min_class_support: PositiveInt = 30
+    top_k: PositiveInt = 3
+    n_jobs: PositiveInt | None = Field(None, description="Threads; none: the number of cores.")
+    seed: int = 0
+    text_column: str = "text"
+    features: tuple[str, ...] = OPEN_TIME_FEATURES
+    model: TriageModelParams = TriageModelParams()
+    targets: dict[str, TriageTarget] = Field(default_factory=_default_targets)
+
+    @field_validator("features")
+    @classmethod
+    def _no_labels_as_features(cls, features: tuple[str, ...]) -> tuple[str, ...]:
+        leaked = [f for f in features if f.startswith("label_")]
+        if leaked:
+            raise ValueError(
+                f"label columns are known only at close and cannot be features: {leaked}"
+            )
+        return features
+
+    @property
+    def threads(self) -> int:
+        return self.n_jobs or os.cpu_count() or 1
+
+
 class Params(_Strict):
     tickets: TicketsParams
     changes: ChangesParams
     split: SplitParams = SplitParams()
+    triage: TriageParams = TriageParams()
 
     def table(self, name: str) -> TicketsParams | ChangesParams:
         if name == "tickets":

@@ -151,22 +151,28 @@ def profile(params: Params, table: str, root: Path) -> dict[str, object]:
 
 
 def stage_main(
-    stage: str, action: Callable[[Params, str, Path], object], argv: list[str] | None
+    stage: str,
+    action: Callable[[Params, str, Path], object],
+    argv: list[str] | None,
+    *,
+    item: str = "table",
+    choices: tuple[str, ...] | None = TABLES,
 ) -> int:
     """Entry point of a DVC stage script: parse arguments, run, turn errors into exit 1."""
     parser = argparse.ArgumentParser(prog=f"pipelines/{stage}.py", description=f"DVC stage {stage}")
-    parser.add_argument("--table", choices=TABLES, required=True)
+    parser.add_argument(f"--{item}", choices=choices, required=True)
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args(argv)
     telemetry.disable()
     root = args.params.resolve().parent
+    name = getattr(args, item)
     started = time.perf_counter()
     try:
-        outcome = action(load_params(args.params), args.table, root)
+        outcome = action(load_params(args.params), name, root)
     except ItsmMlError as exc:
-        print(f"[{stage} {args.table}] FAILED: {exc}", file=sys.stderr)
+        print(f"[{stage} {name}] FAILED: {exc}", file=sys.stderr)
         return 1
-    print(f"[{stage} {args.table}] {_note(outcome)} ({time.perf_counter() - started:.1f} s)")
+    print(f"[{stage} {name}] {_note(outcome)} ({time.perf_counter() - started:.1f} s)")
     return 0
 
 
@@ -181,6 +187,14 @@ def _note(outcome: object) -> str:
             f"{part} {outcome[part]['rows']:,}" for part in ("train", "valid", "test")
         )
         return f"{outcome['method']} split: {sizes}"
+    if isinstance(outcome, dict) and "fit_seconds" in outcome:
+        return f"{outcome['classes']} classes from {outcome['train_rows']:,} tickets"
+    if isinstance(outcome, dict) and "registered" in outcome:
+        return (
+            f"accuracy {outcome['accuracy']:.3f}, macro-F1 {outcome['macro_f1']:.3f}, "
+            f"{outcome['coverage']:.0%} auto-routed at {outcome['auto_routed_precision']:.1%}; "
+            f"registered {outcome['registered']} as challenger"
+        )
     if isinstance(outcome, dict) and "rows" in outcome:
         return f"profile of {outcome['rows']:,} rows"
     return "done"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +14,7 @@ import yaml
 
 ROOT = Path(__file__).parents[2]
 pytestmark = pytest.mark.slow
+TARGETS = ("routing", "category", "priority")
 
 
 def dvc(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -62,7 +64,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         f"{stage}@{table}"
         for stage in ("ingest", "validate", "split", "profile")
         for table in ("tickets", "changes")
-    }
+    } | {f"{stage}@{target}" for stage in ("train", "evaluate") for target in TARGETS}
     return copy
 
 
@@ -75,6 +77,37 @@ def test_first_run_writes_every_output(project: Path) -> None:
         assert (project / f"reports/data/{table}.png").stat().st_size > 10_000
         metrics = yaml.safe_load((project / f"reports/validation/{table}.metrics.json").read_text())
         assert metrics["passed"] is True and metrics["critical_failures"] == 0
+
+
+def test_triage_models_are_evaluated_and_registered_as_challenger(project: Path) -> None:
+    for target in TARGETS:
+        metrics = yaml.safe_load((project / f"reports/triage/{target}/metrics.json").read_text())
+        assert 0 <= metrics["accuracy"] <= 1 and "majority class" in metrics["baselines"]
+        card = (project / f"reports/model_cards/{target}.md").read_text()
+        assert "## Quality on the test split" in card and "baseline: majority class" in card
+        for plot in ("reliability.png", "precision_coverage.png", "confusion.png"):
+            assert (project / f"reports/triage/{target}/{plot}").read_bytes()[:4] == b"\x89PNG"
+    # A fresh process loads the registered model by alias and answers raw canonical tickets.
+    script = (
+        "import mlflow, pandas as pd\n"
+        "model = mlflow.pyfunc.load_model('models:/ticket-routing@challenger')\n"
+        "tickets = pd.read_parquet('data/processed/tickets/test.parquet').head(20)\n"
+        "answer = model.predict(tickets)\n"
+        "odd = model.predict(pd.DataFrame({'caller': ['never seen'], 'text': ['']}))\n"
+        "print(len(answer), sorted(answer.columns), odd.notes.iloc[0])\n"
+    )
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{project}/mlflow.db"}
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("20 ['auto_route', 'label', 'notes', 'probability', ")
+    assert "unseen caller" in result.stdout and "no text" in result.stdout
 
 
 def test_second_run_does_nothing_and_says_so(project: Path) -> None:

@@ -65,3 +65,11 @@ def test_precision_coverage_curve_runs_from_confident_to_all() -> None:
     )
     assert curve.coverage.tolist() == [0.25, 0.5, 0.75, 1.0]
     assert curve.precision.tolist() == [1.0, 1.0, pytest.approx(2 / 3), 0.75]
+
+
+def test_wilson_bound_is_below_the_share_and_tightens_with_evidence() -> None:
+    from itsm_ml.evaluation import wilson_lower_bound
+
+    few, many = wilson_lower_bound(np.array([19.0, 950.0]), np.array([20.0, 1000.0]), 1.0)
+    assert few < many < 0.95
+    assert wilson_lower_bound(np.array([19.0]), np.array([20.0]), 0.0)[0] == 0.95

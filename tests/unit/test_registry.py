@@ -34,7 +34,7 @@ def test_versions_are_registered_as_challenger_and_load_by_alias(tracking: Path)
         ),
     )
     split = time_split(tickets, "opened_at", 0.2, 0.2)
-    model = TriageModel(categorical=["caller", "service"], n_estimators=20, n_jobs=1, text_folds=2)
+    model = TriageModel(categorical=["caller", "service"], n_estimators=20, n_jobs=1)
     model.fit(split.train, split.train.label_priority, split.valid, split.valid.label_priority)
     joblib.dump(model, tracking / "m.joblib")
     registry.configure(tracking)

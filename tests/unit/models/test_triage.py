@@ -31,7 +31,7 @@ def parts() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
 @pytest.fixture(scope="module")
 def model(parts: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]) -> TriageModel:
     train, valid, _ = parts
-    return TriageModel(categorical=FEATURES, n_estimators=60, n_jobs=1, text_folds=2).fit(
+    return TriageModel(categorical=FEATURES, n_estimators=60, n_jobs=1).fit(
         train, train.label_category, valid, valid.label_category
     )
 
@@ -63,7 +63,7 @@ def test_auto_route_follows_the_class_thresholds(model: TriageModel, parts) -> N
 def test_small_classes_are_never_auto_routed(parts) -> None:  # type: ignore[no-untyped-def]
     train, valid, _ = parts
     model = TriageModel(
-        categorical=FEATURES, n_estimators=30, n_jobs=1, min_class_support=10**6, text_folds=2
+        categorical=FEATURES, n_estimators=30, n_jobs=1, min_class_support=10**6
     ).fit(train, train.label_category, valid, valid.label_category)
     assert set(model.thresholds_.values()) == {float("inf")}
     assert not model.respond(valid).auto_route.any()

@@ -1,0 +1,9 @@
+"""DVC stage `evaluate` of a triage target: see dvc.yaml for its inputs and outputs."""
+
+import sys
+
+from itsm_ml.stages import stage_main
+from itsm_ml.triage_stages import evaluate
+
+if __name__ == "__main__":
+    sys.exit(stage_main("evaluate", evaluate, sys.argv[1:], item="target", choices=None))
