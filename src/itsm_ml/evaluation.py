@@ -243,7 +243,7 @@ def precision_coverage_figure(
         xlabel="share of tickets auto-routed",
         ylabel="precision",
         xlim=(0, 1),
-        ylim=(max(0.0, float(curve.precision.min()) - 0.05), 1.0),
+        ylim=(max(0.0, min(float(curve.precision.min()), target_precision) - 0.05), 1.0),
         title=title,
     )
     ax.legend(loc="lower left", fontsize=8)

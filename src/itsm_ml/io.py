@@ -7,6 +7,7 @@ target folder and is renamed into place only once complete.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -51,9 +52,21 @@ def read_table(path: Path) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
+def _strict_json(value: Any) -> Any:
+    """NaN and infinity are not JSON; other readers choke on them: write null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _strict_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict_json(item) for item in value]
+    return value
+
+
 def write_json(payload: Any, path: Path) -> None:
+    text = json.dumps(_strict_json(payload), indent=2, default=str, allow_nan=False)
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
+        tmp.write_text(text + "\n", encoding="utf-8")
 
 
 def write_text(content: str, path: Path) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -31,3 +32,11 @@ def test_csv_for_humans_escapes_formulas_but_keeps_plain_text(tmp_path: Path) ->
     back = pd.read_csv(tmp_path / "q.csv", dtype=str, keep_default_na=False)
     assert back.text.tolist() == ['\'=HYPERLINK("x")', "'+1", "'-2", "'@SUM(A1)", "plain", ""]
     assert back.n.tolist() == ["1", "2", "3", "4", "5", "6"]
+
+
+def test_json_has_no_nan(tmp_path: Path) -> None:
+    io.write_json({"precision": float("nan"), "limits": [1.0, float("inf")]}, tmp_path / "m.json")
+    assert json.loads((tmp_path / "m.json").read_text()) == {
+        "precision": None,
+        "limits": [1.0, None],
+    }
