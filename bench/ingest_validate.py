@@ -13,13 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
-from importlib.metadata import version
 from pathlib import Path
+
+from machine import machine
 
 LOG = "servicenow-incident-log/incident_event_log.csv.gz"
 GOAL_SECONDS, GOAL_MB = 20.0, 1536.0
@@ -68,29 +68,6 @@ def measure(kind: str, path: Path) -> dict[str, float]:
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{kind} benchmark failed")
     return {**json.loads(output), "wall_s": wall, "peak_mb": usage.ru_maxrss / 1024}
-
-
-def machine() -> str:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    memory = next(
-        (
-            int(line.split()[1]) / 1024**2
-            for line in Path("/proc/meminfo").read_text().splitlines()
-            if line.startswith("MemTotal")
-        ),
-        0.0,
-    )
-    return (
-        f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB RAM, Python {platform.python_version()}, "
-        f"pandas {version('pandas')}, great-expectations {version('great-expectations')}"
-    )
 
 
 def main() -> int:

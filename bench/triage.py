@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
+from machine import machine
 
 ROOT = Path(__file__).parents[1]
 
@@ -44,20 +45,9 @@ def params() -> Any:
 
 
 def model(categorical: list[str], text: bool) -> Any:
-    from itsm_ml.models.triage import TriageModel
+    from itsm_ml.triage_stages import build_model
 
-    triage = params()
-    return TriageModel(
-        categorical=categorical,
-        text_column="text" if text else None,
-        target_precision=triage.target_precision,
-        threshold_z=triage.threshold_z,
-        min_class_support=triage.min_class_support,
-        top_k=triage.top_k,
-        n_jobs=triage.threads,
-        random_state=triage.seed,
-        **triage.model.model_dump(),
-    )
+    return build_model(params(), categorical, "text" if text else None)
 
 
 def scores(
@@ -377,7 +367,8 @@ def main() -> int:
     overhead = speed["pyfunc_s"] / speed["bare_s"] - 1
     report = f"""## Ticket triage on the real datasets
 
-Command: `make bench` (`python bench/triage.py`); threads {params().threads}; target precision
+Command: `make bench` (`python bench/triage.py`). Measured {time.strftime("%Y-%m-%d %H:%M")} on:
+{machine()}; threads {params().threads}; target precision
 {target:.0%} with per-class thresholds learned on validation (Wilson bound z={params().threshold_z}).
 Goals (issue 3): ServiceNow accuracy >= 0.75 and >= 50% auto-routed at 90% precision;
 ticket-assignment accuracy >= 0.78 and macro-F1 >= 0.45; training under 60 s; pyfunc

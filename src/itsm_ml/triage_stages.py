@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from itsm_ml import io, sources
-from itsm_ml.config import Params
+from itsm_ml.config import Params, TriageParams
 from itsm_ml.errors import ItsmMlError
 from itsm_ml.stages import Layout
 
@@ -46,10 +46,25 @@ def _period(frame: pd.DataFrame) -> str:
     return f"{times.min():%Y-%m-%d} to {times.max():%Y-%m-%d}" if len(times) else "no timestamps"
 
 
+def build_model(triage: TriageParams, categorical: list[str], text_column: str | None) -> Any:
+    """A TriageModel configured from params.yaml (also used by bench/triage.py)."""
+    from itsm_ml.models.triage import TriageModel
+
+    return TriageModel(
+        categorical=categorical,
+        text_column=text_column,
+        target_precision=triage.target_precision,
+        threshold_z=triage.threshold_z,
+        min_class_support=triage.min_class_support,
+        top_k=triage.top_k,
+        n_jobs=triage.threads,
+        random_state=triage.seed,
+        **triage.model.model_dump(),
+    )
+
+
 def train(params: Params, target: str, root: Path) -> dict[str, Any]:
     import joblib
-
-    from itsm_ml.models.triage import TriageModel
 
     triage = params.triage
     if target not in triage.targets:
@@ -61,17 +76,7 @@ def train(params: Params, target: str, root: Path) -> dict[str, Any]:
     train_rows, valid_rows = parts["train"], parts["valid"]
     if spec.label not in train_rows or train_rows[spec.label].notna().sum() == 0:
         raise ItsmMlError(f"triage {target}: the tickets have no `{spec.label}` to learn from")
-    model = TriageModel(
-        categorical=[f for f in triage.features if f in train_rows],
-        text_column=triage.text_column,
-        target_precision=triage.target_precision,
-        threshold_z=triage.threshold_z,
-        min_class_support=triage.min_class_support,
-        top_k=triage.top_k,
-        n_jobs=triage.threads,
-        random_state=triage.seed,
-        **triage.model.model_dump(),
-    )
+    model = build_model(triage, [f for f in triage.features if f in train_rows], triage.text_column)
     started = time.perf_counter()
     model.fit(train_rows, train_rows[spec.label], valid_rows, valid_rows[spec.label])
     seconds = time.perf_counter() - started
