@@ -117,7 +117,7 @@ def stratified(
 def servicenow(datasets: str) -> tuple[list[dict[str, Any]], Any, pd.DataFrame]:
     import lightgbm as lgb
 
-    from itsm_ml.config import ServiceNowAuditLogSource
+    from itsm_ml.config import OPEN_TIME_FEATURES, ServiceNowAuditLogSource
     from itsm_ml.sources import load_table
 
     label = "label_assignment_group"
@@ -153,20 +153,8 @@ def servicenow(datasets: str) -> tuple[list[dict[str, Any]], Any, pd.DataFrame]:
         )
     ]
 
-    raw = [
-        "caller",
-        "opened_by",
-        "channel",
-        "location",
-        "ci",
-        "category",
-        "subcategory",
-        "symptom",
-        "impact",
-        "urgency",
-        "priority",
-        "assignment_group",
-    ]
+    # The same open-time fields our model sees, as raw codes with LightGBM's defaults.
+    raw = [c for c in OPEN_TIME_FEATURES if c in tickets]
     codes = tickets[raw].astype("category")
     classes = sorted(fit_part[label].unique())
     index = {c: i for i, c in enumerate(classes)}
