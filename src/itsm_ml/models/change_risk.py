@@ -1,0 +1,197 @@
+"""Change risk: the probability that a change fails, its band, and the reasons for it.
+
+LightGBM on the change's attributes (numeric metrics, team, CI, type, history features),
+early-stopped on a time-ordered validation slice; probabilities calibrated on that slice
+(Platt scaling of the raw score, monotone so the ranking and AUC stay as they are); risk
+bands whose thresholds catch given shares of the validation failures; and for every change
+its largest contributions (LightGBM's SHAP values) with their direction.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+OTHER = "__other__"
+DEFAULT_BANDS = {"very high": 0.25, "high": 0.5, "medium": 0.8}  # share of failures caught
+
+
+class ChangeRiskModel:
+    """A calibrated binary classifier of canonical changes with the scikit-learn contract."""
+
+    def __init__(
+        self,
+        *,
+        numeric: Sequence[str] = (),
+        categorical: Sequence[str] = (),
+        min_category_count: int = 20,
+        n_estimators: int = 600,
+        learning_rate: float = 0.03,
+        num_leaves: int = 15,
+        min_child_samples: int = 50,
+        early_stopping_rounds: int = 60,
+        bands: Mapping[str, float] = DEFAULT_BANDS,
+        top_reasons: int = 3,
+        n_jobs: int = 2,
+        random_state: int = 0,
+    ) -> None:
+        self.numeric = numeric
+        self.categorical = categorical
+        self.min_category_count = min_category_count
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.min_child_samples = min_child_samples
+        self.early_stopping_rounds = early_stopping_rounds
+        self.bands = bands
+        self.top_reasons = top_reasons
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    def fit(
+        self, X: pd.DataFrame, y: pd.Series, X_valid: pd.DataFrame, y_valid: pd.Series
+    ) -> ChangeRiskModel:
+        import lightgbm as lgb
+        from sklearn.linear_model import LogisticRegression
+
+        y, y_valid = _binary(y), _binary(y_valid)
+        if len(set(y)) < 2 or len(set(y_valid)) < 2:
+            raise ValueError("both training and validation need failed and successful changes")
+        self.numeric_ = [c for c in self.numeric if c in X]
+        self.categorical_ = [c for c in self.categorical if c in X and X[c].notna().any()]
+        if not self.numeric_ and not self.categorical_:
+            raise ValueError("no usable feature among the numeric and categorical columns given")
+        self.levels_ = {
+            c: sorted(counts[counts >= self.min_category_count].index)
+            for c in self.categorical_
+            for counts in [X[c].dropna().astype(str).value_counts()]
+        }
+        self.booster_ = lgb.LGBMClassifier(
+            objective="binary",
+            n_estimators=self.n_estimators,
+            learning_rate=self.learning_rate,
+            num_leaves=self.num_leaves,
+            min_child_samples=self.min_child_samples,
+            subsample=0.8,
+            subsample_freq=1,
+            colsample_bytree=0.8,
+            n_jobs=self.n_jobs,
+            random_state=self.random_state,
+            verbose=-1,
+        )
+        self.booster_.fit(
+            self._features(X),
+            y,
+            eval_X=(self._features(X_valid),),
+            eval_y=(y_valid,),
+            callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)],
+        )
+        raw = self._raw(X_valid).reshape(-1, 1)
+        self.calibrator_ = LogisticRegression(C=1e6).fit(raw, y_valid)
+        self.band_thresholds_ = _band_thresholds(
+            self.predict_proba(X_valid)[:, 1], y_valid, self.bands
+        )
+        return self
+
+    def _features(self, X: pd.DataFrame) -> pd.DataFrame:
+        frame = pd.DataFrame(index=X.index)
+        for column in self.numeric_:
+            values = X[column] if column in X else pd.Series(np.nan, index=X.index)
+            frame[column] = pd.to_numeric(values, errors="coerce").astype(float)
+        for column in self.categorical_:
+            values = (
+                X[column].astype("string")
+                if column in X
+                else pd.Series(pd.NA, index=X.index, dtype="string")
+            )
+            frame[column] = pd.Categorical(
+                values.where(values.isin(self.levels_[column]), OTHER).fillna(OTHER),
+                categories=[*self.levels_[column], OTHER],
+            )
+        return frame
+
+    def _raw(self, X: pd.DataFrame) -> np.ndarray:
+        if not hasattr(self, "booster_"):
+            raise RuntimeError("ChangeRiskModel is not fitted yet: call fit() first")
+        return np.asarray(self.booster_.predict(self._features(X), raw_score=True), dtype=float)
+
+    def predict_proba(self, X: pd.DataFrame, *, calibrated: bool = True) -> np.ndarray:
+        raw = self._raw(X)
+        if calibrated:
+            failing = self.calibrator_.predict_proba(raw.reshape(-1, 1))[:, 1]
+        else:
+            failing = 1 / (1 + np.exp(-raw))
+        return np.column_stack([1 - failing, failing])
+
+    def band(self, probability: np.ndarray) -> np.ndarray:
+        """The highest band whose threshold the probability reaches; 'low' below them all."""
+        labels = np.full(len(probability), "low", dtype=object)
+        for name, threshold in sorted(self.band_thresholds_.items(), key=lambda item: item[1]):
+            labels[probability >= threshold] = name
+        return labels
+
+    def reasons(self, X: pd.DataFrame) -> list[list[str]]:
+        """The largest contributions to each change's score, as 'feature=value (+/-)'."""
+        contributions = np.asarray(
+            self.booster_.predict(self._features(X), pred_contrib=True), dtype=float
+        )[:, :-1]  # the last column is the bias
+        names = [*self.numeric_, *self.categorical_]
+        features = self._features(X)
+        out = []
+        for row in range(len(X)):
+            order = np.argsort(-np.abs(contributions[row]))[: self.top_reasons]
+            out.append(
+                [
+                    f"{names[i]}={_show(features.iat[row, i])} "
+                    f"({'raises' if contributions[row, i] > 0 else 'lowers'} risk)"
+                    for i in order
+                    if contributions[row, i] != 0
+                ]
+            )
+        return out
+
+    def respond(self, X: pd.DataFrame) -> pd.DataFrame:
+        """What the change manager sees: probability of failure, band, reasons."""
+        probability = self.predict_proba(X)[:, 1]
+        return pd.DataFrame(
+            {
+                "probability": probability,
+                "band": self.band(probability),
+                "reasons": self.reasons(X),
+            },
+            index=X.index,
+        )
+
+    def get_params(self, deep: bool = False) -> dict[str, Any]:
+        names = inspect.signature(type(self).__init__).parameters
+        return {name: getattr(self, name) for name in names if name != "self"}
+
+
+def _binary(y: pd.Series) -> np.ndarray:
+    if y.isna().any():
+        raise ValueError(
+            f"{int(y.isna().sum())} changes have no outcome; validation should have quarantined them"
+        )
+    return np.asarray(y.astype(bool).to_numpy(), dtype=int)
+
+
+def _band_thresholds(
+    probability: np.ndarray, failed: np.ndarray, bands: Mapping[str, float]
+) -> dict[str, float]:
+    """Per band, the probability above which that share of the validation failures lies."""
+    failures = np.sort(probability[failed == 1])[::-1]
+    thresholds = {}
+    for name, share in bands.items():
+        index = min(max(int(np.ceil(share * len(failures))) - 1, 0), len(failures) - 1)
+        thresholds[name] = float(failures[index])
+    return thresholds
+
+
+def _show(value: object) -> str:
+    if isinstance(value, float):
+        return "missing" if np.isnan(value) else f"{value:.3g}"
+    return str(value)

@@ -1,0 +1,80 @@
+"""ChangeRiskModel on generated change requests with history features."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from itsm_ml.config import GeneratorSource
+from itsm_ml.features.history import outcome_history
+from itsm_ml.models.change_risk import ChangeRiskModel
+from itsm_ml.sources import load_table
+from itsm_ml.split import ordered_cut
+
+CATEGORICAL = ["change_type", "assignment_group", "ci", "service"]
+
+
+@pytest.fixture(scope="module")
+def parts() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    changes = load_table(
+        "changes",
+        GeneratorSource(
+            kind="generator", rows=6000, seed=4, start=date(2025, 1, 1), end=date(2025, 12, 31)
+        ),
+    )
+    changes = changes.join(outcome_history(changes, ["assignment_group", "ci"], delay_days=30))
+    train, test = ordered_cut(changes, "opened_at", 0.8)
+    fit, valid = ordered_cut(train, "opened_at", 0.8)
+    return fit, valid, test
+
+
+@pytest.fixture(scope="module")
+def model(parts) -> ChangeRiskModel:  # type: ignore[no-untyped-def]
+    fit, valid, _ = parts
+    numeric = ["size", "assignment_group_failure_rate", "ci_failure_rate", "ci_recent_changes"]
+    return ChangeRiskModel(numeric=numeric, categorical=CATEGORICAL, n_jobs=1).fit(
+        fit, fit.label_failed, valid, valid.label_failed
+    )
+
+
+def test_it_ranks_failures_above_successes(model: ChangeRiskModel, parts) -> None:  # type: ignore[no-untyped-def]
+    _, _, test = parts
+    auc = roc_auc_score(test.label_failed.astype(int), model.predict_proba(test)[:, 1])
+    assert auc > 0.65
+
+
+def test_calibration_keeps_the_ranking(model: ChangeRiskModel, parts) -> None:  # type: ignore[no-untyped-def]
+    _, _, test = parts
+    calibrated = model.predict_proba(test)[:, 1]
+    raw = model.predict_proba(test, calibrated=False)[:, 1]
+    assert np.array_equal(np.argsort(calibrated, kind="stable"), np.argsort(raw, kind="stable"))
+    assert abs(calibrated.mean() - test.label_failed.mean()) < 0.05
+
+
+def test_bands_catch_their_share_of_validation_failures(model: ChangeRiskModel, parts) -> None:  # type: ignore[no-untyped-def]
+    _, valid, _ = parts
+    probability = model.predict_proba(valid)[:, 1]
+    failed = valid.label_failed.to_numpy(dtype=bool)
+    for name, share in model.bands.items():
+        caught = (probability[failed] >= model.band_thresholds_[name]).mean()
+        assert caught >= share
+    bands = model.band(probability)
+    assert set(bands) <= {"low", "medium", "high", "very high"}
+    assert probability[bands == "very high"].min() >= probability[bands == "medium"].max()
+
+
+def test_each_answer_has_reasons_with_direction(model: ChangeRiskModel, parts) -> None:  # type: ignore[no-untyped-def]
+    _, _, test = parts
+    answer = model.respond(test.head(20))
+    assert answer.probability.between(0, 1).all()
+    assert answer.reasons.map(len).between(1, 3).all()
+    assert answer.reasons.explode().str.contains(r"=.* \((?:raises|lowers) risk\)$").all()
+
+
+def test_unknown_categories_and_missing_columns_do_not_crash(model: ChangeRiskModel) -> None:
+    answer = model.respond(pd.DataFrame({"ci": ["a CI never seen"], "size": [3.0]}))
+    assert len(answer) == 1 and 0 <= answer.probability.iloc[0] <= 1
