@@ -51,8 +51,10 @@ bench: .venv/.synced ## benchmarks on the real datasets, written to reports/benc
 	@test -n "$$ITSM_ML_DATASETS" || { echo "set ITSM_ML_DATASETS to the folder of the public datasets (e.g. ../shared/datasets)"; exit 2; }
 	$(RUN) python bench/ingest_validate.py --out reports/bench/ingest_validate.md
 	$(RUN) python bench/triage.py --out reports/bench/triage.md
+	$(RUN) python bench/change_risk.py --out reports/bench/change_risk.md
 	@{ echo "# Benchmarks"; echo; echo "Measured by \`make bench\`; each section names its command and machine."; echo; \
-	   cat reports/bench/ingest_validate.md; echo; cat reports/bench/triage.md; } > reports/benchmarks.md
+	   cat reports/bench/ingest_validate.md; echo; cat reports/bench/triage.md; echo; \
+	   cat reports/bench/change_risk.md; } > reports/benchmarks.md
 	@echo "wrote reports/benchmarks.md"
 
 dag: .venv/.synced ## show the pipeline
