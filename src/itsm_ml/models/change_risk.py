@@ -34,6 +34,7 @@ class ChangeRiskModel:
         num_leaves: int = 15,
         min_child_samples: int = 50,
         early_stopping_rounds: int = 60,
+        refit_factor: float = 1.25,
         bands: Mapping[str, float] = DEFAULT_BANDS,
         top_reasons: int = 3,
         n_jobs: int = 2,
@@ -47,6 +48,7 @@ class ChangeRiskModel:
         self.num_leaves = num_leaves
         self.min_child_samples = min_child_samples
         self.early_stopping_rounds = early_stopping_rounds
+        self.refit_factor = refit_factor
         self.bands = bands
         self.top_reasons = top_reasons
         self.n_jobs = n_jobs
@@ -70,19 +72,25 @@ class ChangeRiskModel:
             for c in self.categorical_
             for counts in [X[c].dropna().astype(str).value_counts()]
         }
-        self.booster_ = lgb.LGBMClassifier(
-            objective="binary",
-            n_estimators=self.n_estimators,
-            learning_rate=self.learning_rate,
-            num_leaves=self.num_leaves,
-            min_child_samples=self.min_child_samples,
-            subsample=0.8,
-            subsample_freq=1,
-            colsample_bytree=0.8,
-            n_jobs=self.n_jobs,
-            random_state=self.random_state,
-            verbose=-1,
-        )
+
+        def booster(rounds: int) -> Any:
+            return lgb.LGBMClassifier(
+                objective="binary",
+                n_estimators=rounds,
+                learning_rate=self.learning_rate,
+                num_leaves=self.num_leaves,
+                min_child_samples=self.min_child_samples,
+                subsample=0.8,
+                subsample_freq=1,
+                colsample_bytree=0.8,
+                reg_lambda=5.0,
+                n_jobs=self.n_jobs,
+                random_state=self.random_state,
+                verbose=-1,
+            )
+
+        # Stage 1: rounds, calibration and bands from the validation slice, unseen in training.
+        self.booster_ = booster(self.n_estimators)
         self.booster_.fit(
             self._features(X),
             y,
@@ -95,6 +103,13 @@ class ChangeRiskModel:
         self.band_thresholds_ = _band_thresholds(
             self.predict_proba(X_valid)[:, 1], y_valid, self.bands
         )
+        self.rounds_ = int(self.booster_.best_iteration_ or self.n_estimators)
+        if self.refit_factor > 0:
+            # Stage 2: the most recent changes matter most, so refit on train + validation with
+            # a few more rounds for the larger data (on jit-changes this gained more mean AUC
+            # than any added feature); stage 1's calibration and bands carry over.
+            self.booster_ = booster(max(round(self.rounds_ * self.refit_factor), 1))
+            self.booster_.fit(self._features(pd.concat([X, X_valid])), np.concatenate([y, y_valid]))
         return self
 
     def _features(self, X: pd.DataFrame) -> pd.DataFrame:

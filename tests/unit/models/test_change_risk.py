@@ -78,3 +78,9 @@ def test_each_answer_has_reasons_with_direction(model: ChangeRiskModel, parts) -
 def test_unknown_categories_and_missing_columns_do_not_crash(model: ChangeRiskModel) -> None:
     answer = model.respond(pd.DataFrame({"ci": ["a CI never seen"], "size": [3.0]}))
     assert len(answer) == 1 and 0 <= answer.probability.iloc[0] <= 1
+
+
+def test_the_final_model_is_refit_on_train_and_validation(model: ChangeRiskModel) -> None:
+    # Rounds chosen on validation, then a refit on all of it with 25% more rounds.
+    assert model.rounds_ >= 1
+    assert model.booster_.n_estimators == max(round(model.rounds_ * 1.25), 1)
