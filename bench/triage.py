@@ -329,9 +329,7 @@ def table(rows: list[dict[str, Any]], extra: tuple[str, ...] = ()) -> str:
             f"{r['macro_f1']:.3f}",
             f"{r['ece']:.3f}" if "ece" in r else "",
             f"{r['coverage']:.1%}" if "coverage" in r else "",
-            f"{r['routed_precision']:.1%}"
-            if r.get("routed_precision") == r.get("routed_precision") and "routed_precision" in r
-            else "",
+            f"{r['routed_precision']:.1%}" if pd.notna(r.get("routed_precision")) else "",
             f"{r['train_s']:.1f}" if r.get("train_s") is not None else "",
         ]
         lines.append("| " + " | ".join(cells) + " |")

@@ -115,6 +115,7 @@ class RegisteredVersion:
 
 def log_and_register(
     *,
+    model: Any,
     model_path: Path,
     registered_model: str,
     params: dict[str, Any],
@@ -127,6 +128,7 @@ def log_and_register(
 ) -> RegisteredVersion:
     """One MLflow run: params, metrics, tags, artifacts, inputs, the pyfunc; then register it.
 
+    `model` is the fitted model saved at `model_path`; it answers the input example.
     `inputs`: context ("training", "validation", "testing") -> (frame, source path, target).
     The alias `challenger` moves to the new version only once everything above is logged.
     """
@@ -148,9 +150,7 @@ def log_and_register(
         for path in artifacts:
             mlflow.log_artifact(str(path))
 
-        import joblib
-
-        output_example = joblib.load(model_path).respond(input_example)
+        output_example = model.respond(input_example)
         # Every input column is optional: a ticket missing a field is answered, with a note.
         inputs_schema = Schema(
             [ColSpec("string", name, required=False) for name in input_example.columns]

@@ -147,7 +147,12 @@ def evaluate(params: Params, target: str, root: Path) -> dict[str, Any]:
         "top_k": triage.top_k,
         "top_k_accuracy": float(
             np.mean(
-                [t in row for t, row in zip(truth, model.respond(test).suggestions, strict=True)]
+                [
+                    t in model.classes_[row]
+                    for t, row in zip(
+                        truth, np.argsort(-proba, axis=1)[:, : triage.top_k], strict=True
+                    )
+                ]
             )
         ),
     }
@@ -209,6 +214,7 @@ def evaluate(params: Params, target: str, root: Path) -> dict[str, Any]:
     features = [*model.categorical_, *([model.text_column] if model.uses_text_ else [])]
     processed = "data/processed/tickets"
     registered = registry.log_and_register(
+        model=model,
         model_path=layout.model,
         registered_model=spec.registered_model,
         params={"target": target, "label": spec.label, **model.get_params()},

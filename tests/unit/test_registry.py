@@ -41,6 +41,7 @@ def test_versions_are_registered_as_challenger_and_load_by_alias(tracking: Path)
     example = split.test[["caller", "service", "text"]].head(3)
     first, second = (
         registry.log_and_register(
+            model=model,
             model_path=tracking / "m.joblib",
             registered_model="ticket-priority",
             params={"n_estimators": 20},

@@ -151,11 +151,11 @@ class ChangeRiskModel:
 
     def reasons(self, X: pd.DataFrame) -> list[list[str]]:
         """The largest contributions to each change's score, as 'feature=value (+/-)'."""
-        contributions = np.asarray(
-            self.booster_.predict(self._features(X), pred_contrib=True), dtype=float
-        )[:, :-1]  # the last column is the bias
-        names = [*self.numeric_, *self.categorical_]
         features = self._features(X)
+        contributions = np.asarray(self.booster_.predict(features, pred_contrib=True), dtype=float)[
+            :, :-1
+        ]  # the last column is the bias
+        names = [*self.numeric_, *self.categorical_]
         out = []
         for row in range(len(X)):
             order = np.argsort(-np.abs(contributions[row]))[: self.top_reasons]

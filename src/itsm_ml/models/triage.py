@@ -3,8 +3,8 @@
 Two estimators, chosen by what the source has:
 - with text: TF-IDF of word and character n-grams, plus the open-time fields one-hot encoded
   (weighted down, values seen once pooled), into a linear SVM whose class weights lift the
-  small classes. Stacking the text scores into a booster instead was both worse and far
-  slower when tried during development (ticket-assignment: 0.700 against 0.747 accuracy);
+  small classes. Stacking the text scores into a booster instead was tried during
+  development and was both less accurate and far slower on ticket-assignment;
 - without text: LightGBM on the open-time fields, rare values bucketed so high-cardinality
   codes (callers, locations) cannot be memorised.
 The scores are calibrated by a temperature fitted on the validation split, and per-class

@@ -79,7 +79,9 @@ def _head(path: Path) -> bytes:
 
 
 def _first_undecodable_line(path: Path, encoding: str) -> tuple[int, bytes, str]:
-    opener = gzip.open if _is_gzip(path.read_bytes()[:2]) else Path.open
+    with path.open("rb") as raw:
+        packed = _is_gzip(raw.read(2))
+    opener = gzip.open if packed else Path.open
     with opener(path, "rb") as stream:
         for number, line in enumerate(stream, start=1):
             try:
