@@ -267,7 +267,7 @@ def scoring_speed(fitted: Any, tickets: pd.DataFrame) -> dict[str, float]:
     import joblib
     import mlflow
 
-    from itsm_ml.models.pyfunc import MODEL_ARTIFACT, TriagePyfunc
+    from itsm_ml.models.pyfunc import MODEL_ARTIFACT, RespondingPyfunc
     from itsm_ml.registry import pip_requirements
 
     columns = [*fitted.categorical_]
@@ -280,7 +280,7 @@ def scoring_speed(fitted: Any, tickets: pd.DataFrame) -> dict[str, float]:
         joblib.dump(fitted, Path(tmp) / "m.joblib")
         mlflow.pyfunc.save_model(
             str(Path(tmp) / "pyfunc"),
-            python_model=TriagePyfunc(),
+            python_model=RespondingPyfunc(),
             artifacts={MODEL_ARTIFACT: str(Path(tmp) / "m.joblib")},
             code_paths=[str(ROOT / "src" / "itsm_ml")],
             input_example=batch.head(3),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import date
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -271,11 +271,149 @@ class TriageParams(_Strict):
         return self.n_jobs or os.cpu_count() or 1
 
 
+class BandTarget(_Strict):
+    """Where a risk band starts: by recall (share of failures caught at or above it) or by
+    precision (share of failures among the changes at or above it)."""
+
+    recall: float | None = Field(None, gt=0, le=1)
+    precision: float | None = Field(None, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> BandTarget:
+        if (self.recall is None) == (self.precision is None):
+            raise ValueError("give a band exactly one of `recall` or `precision`")
+        return self
+
+    def as_target(self) -> tuple[str, float]:
+        """("recall", r) or ("precision", p), as ChangeRiskModel takes it."""
+        if self.recall is not None:
+            return ("recall", self.recall)
+        return ("precision", float(self.precision))  # type: ignore[arg-type]
+
+
+def _default_bands() -> dict[str, BandTarget]:
+    return {
+        "very high": BandTarget(recall=0.25),
+        "high": BandTarget(recall=0.5),
+        "medium": BandTarget(recall=0.8),
+    }
+
+
+Weekday = Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+_WEEKDAYS: tuple[Weekday, ...] = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+class BusinessHours(_Strict):
+    days: tuple[Weekday, ...] = _WEEKDAYS[:5]
+    start: time = time(8, 0)
+    end: time = time(18, 0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BusinessHours:
+        if self.end <= self.start:
+            raise ValueError(f"business hours end ({self.end}) must be after start ({self.start})")
+        return self
+
+    @property
+    def weekdays(self) -> tuple[int, ...]:
+        """Monday = 0, as pandas counts."""
+        return tuple(_WEEKDAYS.index(day) for day in self.days)
+
+
+class BlackoutWindow(_Strict):
+    name: str = Field(min_length=1)
+    start: datetime
+    end: datetime = Field(description="Exclusive: a date alone means its midnight.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BlackoutWindow:
+        if self.end <= self.start:
+            raise ValueError(f"blackout {self.name!r}: end {self.end} is not after start")
+        return self
+
+
+class ConflictParams(_Strict):
+    business_hours: BusinessHours = BusinessHours()
+    blackout_windows: tuple[BlackoutWindow, ...] = ()
+    keys: tuple[str, ...] = Field(
+        ("ci", "service"), description="Planned windows overlapping on the same value conflict."
+    )
+
+
+class HistoryParams(_Strict):
+    keys: tuple[str, ...] = Field(
+        ("assignment_group", "ci", "service"), description="Track records are kept per key."
+    )
+    delay_days: float = Field(
+        30.0, ge=0, description="How long after a change its outcome becomes known."
+    )
+    window_days: float = Field(180.0, gt=0, description="Outcomes older than this are forgotten.")
+    volume_days: float = Field(30.0, gt=0, description="Span of the recent-volume count.")
+    prior_weight: float = Field(
+        10.0, ge=0, description="Known changes' worth of shrinkage towards the overall rate."
+    )
+
+
+class ChangeRiskModelParams(_Strict):
+    min_category_count: PositiveInt = Field(20, description="Rarer values are bucketed.")
+    n_estimators: PositiveInt = 600
+    learning_rate: float = Field(0.03, gt=0, le=1)
+    num_leaves: int = Field(15, ge=2)
+    min_child_samples: PositiveInt = 50
+    early_stopping_rounds: PositiveInt = 60
+    refit_factor: float = Field(
+        1.25, ge=0, description="Refit on train + valid with this many times the rounds; 0: no."
+    )
+
+
+class ChangeRiskParams(_Strict):
+    registered_model: str = Field("change-risk", pattern=r"^[a-z][a-z0-9-]*$")
+    numeric: tuple[str, ...] = Field(("size",), description="Numeric columns of the table.")
+    categorical: tuple[str, ...] = ("change_type", "ci", "service", "assignment_group")
+    size_column: str = Field(
+        "size", description="Its value alone is a baseline: bigger changes fail more (la)."
+    )
+    history: HistoryParams = HistoryParams()
+    conflicts: ConflictParams = ConflictParams()
+    bands: dict[str, BandTarget] = Field(
+        default_factory=_default_bands,
+        description="From the highest band down; below the last one a change is 'low'.",
+    )
+    top_reasons: PositiveInt = 3
+    n_jobs: PositiveInt | None = Field(None, description="Threads; none: the number of cores.")
+    seed: int = 0
+    model: ChangeRiskModelParams = ChangeRiskModelParams()
+
+    @field_validator("numeric", "categorical")
+    @classmethod
+    def _no_labels_as_features(cls, features: tuple[str, ...]) -> tuple[str, ...]:
+        leaked = [f for f in features if f.startswith("label_")]
+        if leaked:
+            raise ValueError(
+                f"label columns are known only at close and cannot be features: {leaked}"
+            )
+        return features
+
+    @field_validator("bands")
+    @classmethod
+    def _named_bands(cls, bands: dict[str, BandTarget]) -> dict[str, BandTarget]:
+        if not bands:
+            raise ValueError("give at least one band above 'low'")
+        if "low" in bands:
+            raise ValueError("'low' is the band below all others; do not define it")
+        return bands
+
+    @property
+    def threads(self) -> int:
+        return self.n_jobs or os.cpu_count() or 1
+
+
 class Params(_Strict):
     tickets: TicketsParams
     changes: ChangesParams
     split: SplitParams = SplitParams()
     triage: TriageParams = TriageParams()
+    change_risk: ChangeRiskParams = ChangeRiskParams()
 
     def table(self, name: str) -> TicketsParams | ChangesParams:
         if name == "tickets":

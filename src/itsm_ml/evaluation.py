@@ -197,7 +197,13 @@ def precision_coverage_curve(confidence: np.ndarray, correct: np.ndarray) -> pd.
     return curve.iloc[::step].reset_index(drop=True)
 
 
-def reliability_figure(table: pd.DataFrame, title: str) -> Figure:
+def reliability_figure(
+    table: pd.DataFrame,
+    title: str,
+    *,
+    xlabel: str = "confidence of the top class",
+    ylabel: str = "accuracy",
+) -> Figure:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.5, 5))
@@ -211,13 +217,7 @@ def reliability_figure(table: pd.DataFrame, title: str) -> Figure:
             textcoords="offset points",
             xytext=(4, -10),
         )
-    ax.set(
-        xlabel="confidence of the top class",
-        ylabel="accuracy",
-        xlim=(0, 1),
-        ylim=(0, 1),
-        title=title,
-    )
+    ax.set(xlabel=xlabel, ylabel=ylabel, xlim=(0, 1), ylim=(0, 1), title=title)
     ax.legend(loc="upper left")
     fig.tight_layout()
     return cast("Figure", fig)

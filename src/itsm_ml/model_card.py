@@ -82,3 +82,101 @@ def render_card(
             "",
         ]
     )
+
+
+def _band_rows(table: pd.DataFrame) -> list[str]:
+    return [
+        f"| {r.band} | {'-' if r.band == 'low' else _threshold(r.threshold)} | {r.changes:,} "
+        f"({_pct(r.share_of_changes)}) | {r.failures:,} ({_pct(r.share_of_failures)}) | "
+        f"{_pct(r.caught_cumulative)} | {_pct(r.failure_rate)} |"
+        for r in table.itertuples()
+    ]
+
+
+def _number(value: float, digits: int) -> str:
+    return "n/a" if pd.isna(value) else f"{value:.{digits}f}"
+
+
+def _threshold(value: float) -> str:
+    return "never reached" if value == float("inf") else f">= {value:.3f}"
+
+
+def render_change_card(
+    *,
+    registered_model: str,
+    data: dict[str, Any],
+    metrics: dict[str, Any],
+    baselines: dict[str, dict[str, float]],
+    band_targets: dict[str, str],
+    bands_valid: pd.DataFrame,
+    bands_test: pd.DataFrame,
+    limits: list[str],
+) -> str:
+    def row(name: str, m: dict[str, float]) -> str:
+        cells = [
+            _number(m[k], digits)
+            for k, digits in (("auc", 3), ("pr_auc", 3), ("brier", 4), ("ece", 3))
+        ]
+        return f"| {name} | {' | '.join(cells)} |"
+
+    header = "| band | starts at probability | changes | failures | caught (this band and above) | failure rate |"
+    return "\n".join(
+        [
+            f"# Model card: {registered_model}",
+            "",
+            "The probability that a change fails (`label_failed`: unsuccessful, or successful with"
+            " issues), from what is known before it is implemented; with a risk band, the top"
+            " reasons (LightGBM's per-change contributions, with their direction) and the"
+            " conflicts with other planned work. Registered in MLflow with the alias"
+            " `challenger`; the promotion gate decides `champion`.",
+            "",
+            "## Data",
+            "",
+            f"- Source: {data['source']}",
+            f"- Split: {data['split_method']}; train {data['train_rows']:,} changes"
+            f" ({data['train_period']}), validation {data['valid_rows']:,}"
+            f" ({data['valid_period']}), test {data['test_rows']:,} ({data['test_period']}).",
+            f"- Failure rate: train {_pct(data['train_failure_rate'])}, validation"
+            f" {_pct(data['valid_failure_rate'])}, test {_pct(data['test_failure_rate'])}.",
+            f"- Features ({len(data['features'])}): {', '.join(data['features'])}.",
+            f"- History features count an outcome only {data['delay_days']:g} days after its"
+            " change (`change_risk.history.delay_days`): before that nobody knew it.",
+            "",
+            "## Quality on the test split",
+            "",
+            "| model | ROC AUC | PR-AUC | Brier | ECE |",
+            "|---|---|---|---|---|",
+            row("this model", metrics),
+            *[row(f"baseline: {name}", m) for name, m in baselines.items()],
+            "",
+            "Calibration: Platt scaling fitted on the validation slice (never on test); expected"
+            f" calibration error {metrics['ece']:.3f} (raw LightGBM scores:"
+            f" {metrics['ece_uncalibrated']:.3f}). Mean predicted probability"
+            f" {_pct(metrics['mean_probability'])} against an observed failure rate of"
+            f" {_pct(metrics['failure_rate'])}.",
+            "",
+            "## Risk bands",
+            "",
+            "Thresholds learned on validation from `change_risk.bands` in params.yaml: "
+            + "; ".join(f"{name}: {target}" for name, target in band_targets.items())
+            + ". Below them all a change is `low`.",
+            "",
+            "On test (the figures a change manager plans review effort with):",
+            "",
+            header,
+            "|---|---|---|---|---|---|",
+            *_band_rows(bands_test),
+            "",
+            "On validation, where the thresholds were set (scores of the model before its refit"
+            " on train + validation, so out of sample):",
+            "",
+            header,
+            "|---|---|---|---|---|---|",
+            *_band_rows(bands_valid),
+            "",
+            "## Known limits",
+            "",
+            *[f"- {limit}" for limit in limits],
+            "",
+        ]
+    )

@@ -24,6 +24,7 @@ from itsm_ml import telemetry
 CHALLENGER = "challenger"
 CHAMPION = "champion"
 EXPERIMENT = "itsm-ml-triage"
+CHANGE_RISK_EXPERIMENT = "itsm-ml-change-risk"
 _REQUIREMENTS = (
     "mlflow",
     "pandas",
@@ -105,6 +106,23 @@ def pip_requirements() -> list[str]:
     return [f"{name}=={version(name)}" for name in _REQUIREMENTS]
 
 
+def input_schema(example: pd.DataFrame) -> Any:
+    """The example's columns with their types, every one optional: a record missing a field
+    is still answered (the model treats it as missing), as an ITSM sends what it has."""
+    from mlflow.types import ColSpec, Schema
+
+    def kind(column: pd.Series) -> str:
+        if pd.api.types.is_datetime64_any_dtype(column):
+            return "datetime"
+        if pd.api.types.is_bool_dtype(column):
+            return "boolean"
+        if pd.api.types.is_numeric_dtype(column):
+            return "double"
+        return "string"
+
+    return Schema([ColSpec(kind(example[name]), name, required=False) for name in example])
+
+
 @dataclass(frozen=True)
 class RegisteredVersion:
     name: str
@@ -125,18 +143,19 @@ def log_and_register(
     inputs: dict[str, tuple[pd.DataFrame, str, str]],
     input_example: pd.DataFrame,
     code_path: Path,
+    dataset_name: str = "tickets",
 ) -> RegisteredVersion:
     """One MLflow run: params, metrics, tags, artifacts, inputs, the pyfunc; then register it.
 
     `model` is the fitted model saved at `model_path`; it answers the input example.
-    `inputs`: context ("training", "validation", "testing") -> (frame, source path, target).
+    `inputs`: context ("training", "validation", "testing") -> (frame, source path, target),
+    logged as datasets named `{dataset_name}-{context}`.
     The alias `challenger` moves to the new version only once everything above is logged.
     """
     import mlflow
     from mlflow.models import infer_signature
-    from mlflow.types import ColSpec, Schema
 
-    from itsm_ml.models.pyfunc import MODEL_ARTIFACT, TriagePyfunc
+    from itsm_ml.models.pyfunc import MODEL_ARTIFACT, RespondingPyfunc
 
     with mlflow.start_run(run_name=registered_model) as run:
         mlflow.set_tags(tags)
@@ -144,22 +163,18 @@ def log_and_register(
         mlflow.log_metrics({metric_name(k): float(v) for k, v in metrics.items()})
         for context, (frame, source, target) in inputs.items():
             dataset = mlflow.data.from_pandas(
-                frame, source=source, name=f"tickets-{context}", targets=target
+                frame, source=source, name=f"{dataset_name}-{context}", targets=target
             )
             mlflow.log_input(dataset, context=context)
         for path in artifacts:
             mlflow.log_artifact(str(path))
 
         output_example = model.respond(input_example)
-        # Every input column is optional: a ticket missing a field is answered, with a note.
-        inputs_schema = Schema(
-            [ColSpec("string", name, required=False) for name in input_example.columns]
-        )
         signature = infer_signature(input_example, output_example)
-        signature.inputs = inputs_schema
+        signature.inputs = input_schema(input_example)
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=TriagePyfunc(),
+            python_model=RespondingPyfunc(),
             artifacts={MODEL_ARTIFACT: str(model_path)},
             code_paths=[str(code_path)],
             signature=signature,

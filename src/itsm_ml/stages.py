@@ -160,7 +160,8 @@ def stage_main(
 ) -> int:
     """Entry point of a DVC stage script: parse arguments, run, turn errors into exit 1."""
     parser = argparse.ArgumentParser(prog=f"pipelines/{stage}.py", description=f"DVC stage {stage}")
-    parser.add_argument(f"--{item}", choices=choices, required=True)
+    only = choices[0] if choices is not None and len(choices) == 1 else None
+    parser.add_argument(f"--{item}", choices=choices, required=only is None, default=only)
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args(argv)
     telemetry.disable()
@@ -187,6 +188,16 @@ def _note(outcome: object) -> str:
             f"{part} {outcome[part]['rows']:,}" for part in ("train", "valid", "test")
         )
         return f"{outcome['method']} split: {sizes}"
+    if isinstance(outcome, dict) and "band_thresholds" in outcome:
+        return (
+            f"{outcome['boosting_rounds']} rounds on {outcome['train_rows']:,} changes"
+            f" ({outcome['train_failures']:,} failed), {len(outcome['features'])} features"
+        )
+    if isinstance(outcome, dict) and "auc" in outcome and "registered" in outcome:
+        return (
+            f"AUC {outcome['auc']:.3f}, PR-AUC {outcome['pr_auc']:.3f}, ECE {outcome['ece']:.3f};"
+            f" registered {outcome['registered']} as challenger"
+        )
     if isinstance(outcome, dict) and "fit_seconds" in outcome:
         return f"{outcome['classes']} classes from {outcome['train_rows']:,} tickets"
     if isinstance(outcome, dict) and "registered" in outcome:

@@ -64,7 +64,10 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         f"{stage}@{table}"
         for stage in ("ingest", "validate", "split", "profile")
         for table in ("tickets", "changes")
-    } | {f"{stage}@{target}" for stage in ("train", "evaluate") for target in TARGETS}
+    } | {f"{stage}@{target}" for stage in ("train", "evaluate") for target in TARGETS} | {
+        "train_change_risk",
+        "evaluate_change_risk",
+    }
     return copy
 
 
@@ -108,6 +111,47 @@ def test_triage_models_are_evaluated_and_registered_as_challenger(project: Path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.startswith("20 ['auto_route', 'label', 'notes', 'probability', ")
     assert "unseen caller" in result.stdout and "no text" in result.stdout
+
+
+def test_change_risk_is_evaluated_and_registered_as_challenger(project: Path) -> None:
+    metrics = yaml.safe_load((project / "reports/change_risk/metrics.json").read_text())
+    assert 0 <= metrics["auc"] <= 1 and "size alone" in metrics["baselines"]
+    card = (project / "reports/model_cards/change-risk.md").read_text()
+    assert "## Risk bands" in card and "baseline: failure rate of its change type" in card
+    for plot in ("curves.png", "reliability.png", "bands.png"):
+        assert (project / f"reports/change_risk/{plot}").read_bytes()[:4] == b"\x89PNG"
+    # A fresh process loads it by alias and answers change requests as an ITSM sends them:
+    # times as text, two changes booked on the same CI in the same window.
+    script = (
+        "import mlflow, pandas as pd\n"
+        "model = mlflow.pyfunc.load_model('models:/change-risk@challenger')\n"
+        "sent = pd.DataFrame({'change_id': ['CHG1', 'CHG2'],\n"
+        "    'opened_at': ['2026-01-12 09:00:00', '2026-01-12 10:00:00'],\n"
+        "    'planned_start': ['2026-01-17 22:00:00', '2026-01-17 22:30:00'],\n"
+        "    'planned_end': ['2026-01-17 23:30:00', '2026-01-18 00:30:00'],\n"
+        "    'ci': ['db-prd-01', 'db-prd-01'], 'change_type': ['normal', 'emergency']})\n"
+        "answer = model.predict(sent)\n"
+        "print(sorted(answer.columns))\n"
+        "print(answer.band.tolist(), answer.probability.between(0, 1).all())\n"
+        "print(answer.conflicts.iloc[0])\n"
+    )
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{project}/mlflow.db"}
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    columns, bands, conflicts = result.stdout.splitlines()[-3:]
+    assert columns == "['band', 'conflicts', 'probability', 'reasons']"
+    assert bands.endswith("True")
+    assert (
+        "overlaps CHG2 on ci db-prd-01 (Sat 2026-01-17 22:30 to Sun 2026-01-18 00:30)" in conflicts
+    )
+    assert "starts outside business hours" in conflicts
 
 
 def test_second_run_does_nothing_and_says_so(project: Path) -> None:

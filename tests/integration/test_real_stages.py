@@ -7,6 +7,7 @@ incidents of the ServiceNow audit log, with all their events, and one jit-change
 from __future__ import annotations
 
 import gzip
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -31,6 +32,7 @@ def project(datasets: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     params = {
         "tickets": {"source": {"kind": "servicenow_audit_log", "path": "log.csv.gz"}},
         "changes": {"source": {**jit, "path": str(datasets / "jit-changes/jdt_k_feature.csv")}},
+        "change_risk": {"numeric": list(jit["numeric"]), "size_column": "la", "n_jobs": 1},
     }
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     return root
@@ -56,3 +58,25 @@ def test_stages_run_end_to_end(project: Path, table: str) -> None:
     assert profile["rows"] == len(pd.read_parquet(layout.validated))
     assert layout.profile_plot.read_bytes()[:4] == b"\x89PNG"
     assert layout.validation_report.with_suffix(".html").exists()
+
+
+def test_change_risk_trains_evaluates_and_registers_on_real_changes(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from itsm_ml import change_risk_stages
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project}/mlflow.db")
+    params = load_params(project / "params.yaml")
+    for stage in (stages.ingest, stages.validate, stages.split):
+        stage(params, "changes", project)
+    summary = change_risk_stages.train(params, "change-risk", project)
+    # jit-changes has no planned windows, teams or CIs: only its own 14 metrics are used.
+    assert sorted(summary["features"]) == sorted(params.change_risk.numeric)
+    outcome = change_risk_stages.evaluate(params, "change-risk", project)
+    metrics = json.loads((project / "reports/change_risk/metrics.json").read_text())
+    assert outcome["auc"] == metrics["auc"]
+    # jdt is the hardest project (published `la` alone: 0.676 on its own 80/20 cut); our
+    # 70/15/15 split differs, so only the order is asserted here; `make bench` has the figures.
+    assert metrics["auc"] > metrics["baselines"]["la alone"]["auc"] > 0.6
+    card = (project / "reports/model_cards/change-risk.md").read_text()
+    assert "No planned windows in this source" in card and "| baseline: la alone |" in card

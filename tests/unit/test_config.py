@@ -75,3 +75,47 @@ def test_dataset_paths_need_the_variable(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_missing_params_file_says_where(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_params(tmp_path / "params.yaml")
+
+
+@pytest.mark.parametrize(
+    ("change_risk", "message"),
+    [
+        ({"bands": {"high": {"recall": 0.5, "precision": 0.5}}}, "exactly one of `recall`"),
+        ({"bands": {"low": {"recall": 0.5}}}, "'low' is the band below all others"),
+        ({"bands": {}}, "at least one band"),
+        ({"categorical": ["label_failed"]}, "known only at close"),
+        (
+            {
+                "conflicts": {
+                    "blackout_windows": [{"name": "x", "start": "2025-12-20", "end": "2025-12-01"}]
+                }
+            },
+            "blackout 'x': end 2025-12-01 00:00:00 is not after start",
+        ),
+        (
+            {"conflicts": {"business_hours": {"start": "18:00", "end": "08:00"}}},
+            "must be after start",
+        ),
+        ({"conflicts": {"business_hours": {"days": ["Monday"]}}}, r"days\.0"),
+    ],
+)
+def test_change_risk_settings_are_checked(change_risk: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_params(
+            {
+                "tickets": {"source": {"kind": "generator"}},
+                "changes": {"source": {"kind": "generator"}},
+                "change_risk": change_risk,
+            }
+        )
+
+
+def test_project_change_risk_params_read_as_intended() -> None:
+    settings = load_params(ROOT / "params.yaml").change_risk
+    assert settings.history.delay_days == 30
+    assert [(name, band.recall) for name, band in settings.bands.items()] == [
+        ("very high", 0.25),
+        ("high", 0.5),
+        ("medium", 0.8),
+    ]
+    assert settings.conflicts.business_hours.weekdays == (0, 1, 2, 3, 4)

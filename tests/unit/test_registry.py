@@ -81,3 +81,21 @@ def test_lineage_tags_name_commit_and_data_hashes(tmp_path: Path) -> None:
     assert tags["dvc.md5.data/processed/tickets"] == "abc.dir"
     assert tags["dvc.md5.data/other"].startswith("unknown")
     assert "commit" in " ".join(tags)
+
+
+def test_input_schema_keeps_types_and_makes_every_column_optional() -> None:
+    example = pd.DataFrame(
+        {
+            "opened_at": pd.to_datetime(["2025-01-01"]),
+            "size": [3.0],
+            "ci": pd.array(["db-01"], dtype="string"),
+            "urgent": [True],
+        }
+    )
+    schema = registry.input_schema(example)
+    assert [(c.name, c.type.name, c.required) for c in schema.inputs] == [
+        ("opened_at", "datetime", False),
+        ("size", "double", False),
+        ("ci", "string", False),
+        ("urgent", "boolean", False),
+    ]

@@ -16,8 +16,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from itsm_ml.features.change_features import ChangeFeaturizer
+
 OTHER = "__other__"
-DEFAULT_BANDS = {"very high": 0.25, "high": 0.5, "medium": 0.8}  # share of failures caught
+# From the highest band down: ("recall", r) starts the band where it and the bands above catch
+# the share r of the validation failures; ("precision", p) where the share of failures among
+# the changes at or above it is still p.
+DEFAULT_BANDS: dict[str, tuple[str, float]] = {
+    "very high": ("recall", 0.25),
+    "high": ("recall", 0.5),
+    "medium": ("recall", 0.8),
+}
 
 
 class ChangeRiskModel:
@@ -35,7 +44,7 @@ class ChangeRiskModel:
         min_child_samples: int = 50,
         early_stopping_rounds: int = 60,
         refit_factor: float = 1.25,
-        bands: Mapping[str, float] = DEFAULT_BANDS,
+        bands: Mapping[str, tuple[str, float]] = DEFAULT_BANDS,
         top_reasons: int = 3,
         n_jobs: int = 2,
         random_state: int = 0,
@@ -100,8 +109,12 @@ class ChangeRiskModel:
         )
         raw = self._raw(X_valid).reshape(-1, 1)
         self.calibrator_ = LogisticRegression(C=1e6).fit(raw, y_valid)
-        self.band_thresholds_ = _band_thresholds(
-            self.predict_proba(X_valid)[:, 1], y_valid, self.bands
+        valid_probability = self.predict_proba(X_valid)[:, 1]
+        self.band_thresholds_ = _band_thresholds(valid_probability, y_valid, self.bands)
+        # Kept for the model card: after the refit the validation changes are training data,
+        # so only these out-of-sample scores show what the bands did where they were set.
+        self.validation_scores_ = pd.DataFrame(
+            {"probability": valid_probability, "failed": y_valid.astype(bool)}
         )
         self.rounds_ = int(self.booster_.best_iteration_ or self.n_estimators)
         if self.refit_factor > 0:
@@ -145,7 +158,8 @@ class ChangeRiskModel:
     def band(self, probability: np.ndarray) -> np.ndarray:
         """The highest band whose threshold the probability reaches; 'low' below them all."""
         labels = np.full(len(probability), "low", dtype=object)
-        for name, threshold in sorted(self.band_thresholds_.items(), key=lambda item: item[1]):
+        # Lowest band first, so a higher band sharing a threshold with it wins.
+        for name, threshold in reversed(self.band_thresholds_.items()):
             labels[probability >= threshold] = name
         return labels
 
@@ -195,18 +209,87 @@ def _binary(y: pd.Series) -> np.ndarray:
 
 
 def _band_thresholds(
-    probability: np.ndarray, failed: np.ndarray, bands: Mapping[str, float]
+    probability: np.ndarray, failed: np.ndarray, bands: Mapping[str, tuple[str, float]]
 ) -> dict[str, float]:
-    """Per band, the probability above which that share of the validation failures lies."""
-    failures = np.sort(probability[failed == 1])[::-1]
-    thresholds = {}
-    for name, share in bands.items():
-        index = min(max(int(np.ceil(share * len(failures))) - 1, 0), len(failures) - 1)
-        thresholds[name] = float(failures[index])
+    """Per band, the lowest probability at which its recall or precision target still holds.
+
+    A lower band never starts above a higher one; a precision no cut-off reaches leaves its
+    band empty (threshold infinity).
+    """
+    order = np.argsort(-probability, kind="stable")
+    ranked, hits = probability[order], failed[order].astype(float)
+    # Cut-offs only between distinct probabilities: tied changes share a band.
+    last_of_tie = np.r_[ranked[1:] != ranked[:-1], True]
+    caught = np.cumsum(hits)[last_of_tie]
+    flagged = (np.arange(len(ranked)) + 1)[last_of_tie]
+    cutoffs = ranked[last_of_tie]
+    total = max(hits.sum(), 1.0)
+    thresholds: dict[str, float] = {}
+    ceiling = np.inf
+    for name, (kind, target) in bands.items():
+        if kind == "recall":
+            reached = np.flatnonzero(caught / total >= target)
+            threshold = float(cutoffs[reached[0]]) if len(reached) else float(cutoffs[-1])
+        elif kind == "precision":
+            reached = np.flatnonzero(caught / flagged >= target)
+            threshold = float(cutoffs[reached[-1]]) if len(reached) else np.inf
+        else:
+            raise ValueError(f"band {name!r}: unknown target {kind!r}; use recall or precision")
+        ceiling = min(ceiling, threshold)
+        thresholds[name] = ceiling
     return thresholds
 
 
 def _show(value: object) -> str:
+    if value == OTHER:
+        return "rare or new value"
     if isinstance(value, float):
         return "missing" if np.isnan(value) else f"{value:.3g}"
     return str(value)
+
+
+class ChangeRiskScorer:
+    """Canonical change requests in, the change manager's answer out.
+
+    Joins the featurizer (window, conflict and history features, with the context of recent
+    changes) and the ChangeRiskModel; this is what is saved, registered and served.
+    """
+
+    def __init__(self, featurizer: ChangeFeaturizer, model: ChangeRiskModel) -> None:
+        self.featurizer = featurizer
+        self.model = model
+
+    def fit(self, train: pd.DataFrame, valid: pd.DataFrame) -> ChangeRiskScorer:
+        """`valid` follows `train` in time: features of both come from one pass over the two,
+        so the validation changes see the track records and calendar built by the training ones."""
+        both = pd.concat([train, valid], ignore_index=True)
+        features = self.featurizer.fit_transform(both)
+        self.model.numeric = tuple(self.featurizer.numeric_)
+        self.model.categorical = tuple(self.featurizer.categorical_)
+        outcome = both["label_failed"]
+        cut = len(train)
+        self.model.fit(
+            features.iloc[:cut], outcome.iloc[:cut], features.iloc[cut:], outcome.iloc[cut:]
+        )
+        return self
+
+    @property
+    def features_(self) -> list[str]:
+        return [*self.model.numeric_, *self.model.categorical_]
+
+    @property
+    def input_columns_(self) -> list[str]:
+        """The canonical columns a caller sends (all optional)."""
+        return list(self.featurizer.input_columns_)
+
+    def predict_proba(self, changes: pd.DataFrame, *, calibrated: bool = True) -> np.ndarray:
+        return self.model.predict_proba(self.featurizer.transform(changes), calibrated=calibrated)
+
+    def respond(self, changes: pd.DataFrame) -> pd.DataFrame:
+        """Probability of failure, band, top reasons with direction, and conflicts."""
+        answer = self.model.respond(self.featurizer.transform(changes))
+        answer["conflicts"] = self.featurizer.conflicts_of(changes)
+        return answer
+
+    def get_params(self, deep: bool = False) -> dict[str, Any]:
+        return {**self.featurizer.get_params(), **self.model.get_params()}

@@ -1,4 +1,9 @@
-"""The MLflow face of a triage model: raw canonical tickets in, the ITSM's answer out."""
+"""The MLflow face of a model: raw canonical records in, the ITSM's answer out.
+
+One wrapper for every model of the project: each has `respond(frame) -> frame` (triage:
+label, probability, auto-route, suggestions; change risk: probability, band, reasons,
+conflicts), so the served answer is exactly the one the evaluation measured.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,11 @@ from typing import Any
 import mlflow.pyfunc
 import pandas as pd
 
-MODEL_ARTIFACT = "triage_model"
+MODEL_ARTIFACT = "model"
 
 
-class TriagePyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
-    """Loads the fitted TriageModel and answers with `TriageModel.respond`."""
+class RespondingPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+    """Loads the fitted model (joblib) and answers with its `respond` method."""
 
     def load_context(self, context: Any) -> None:
         import joblib

@@ -61,3 +61,18 @@ def test_rates_are_shrunk_towards_the_known_overall_rate(changes: pd.DataFrame) 
     late = changes.opened_at > pd.Timestamp("2025-09-01")
     assert out.ci_failure_rate[late].between(0.02, 0.4).all()
     assert (out.ci_known_changes >= 0).all()
+
+
+def test_a_change_without_the_key_or_a_time_has_no_track_record() -> None:
+    frame = pd.DataFrame(
+        {
+            "opened_at": pd.to_datetime(["2025-01-01", "2025-03-01", None, "2025-03-02"]),
+            "assignment_group": ["net", None, "net", "net"],
+            "label_failed": pd.array([True, False, False, None], dtype="boolean"),
+        }
+    )
+    out = outcome_history(frame, ["assignment_group"], delay_days=30, prior_weight=0)
+    assert out.iloc[1].isna().all() and out.iloc[2].isna().all()
+    # The last change's own missing outcome does not count; the first one's does.
+    assert out.assignment_group_known_changes.iloc[3] == 1
+    assert out.assignment_group_failure_rate.iloc[3] == 1.0

@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from itsm_ml.config import GeneratorSource
+from itsm_ml.change_risk_stages import build_scorer
+from itsm_ml.config import ChangeRiskParams, GeneratorSource
 from itsm_ml.features.history import outcome_history
-from itsm_ml.models.change_risk import ChangeRiskModel
+from itsm_ml.models.change_risk import ChangeRiskModel, ChangeRiskScorer, _band_thresholds
 from itsm_ml.sources import load_table
 from itsm_ml.split import ordered_cut
 
@@ -59,7 +60,7 @@ def test_bands_catch_their_share_of_validation_failures(model: ChangeRiskModel, 
     _, valid, _ = parts
     probability = model.predict_proba(valid)[:, 1]
     failed = valid.label_failed.to_numpy(dtype=bool)
-    for name, share in model.bands.items():
+    for name, (_, share) in model.bands.items():
         caught = (probability[failed] >= model.band_thresholds_[name]).mean()
         assert caught >= share
     bands = model.band(probability)
@@ -84,3 +85,56 @@ def test_the_final_model_is_refit_on_train_and_validation(model: ChangeRiskModel
     # Rounds chosen on validation, then a refit on all of it with 25% more rounds.
     assert model.rounds_ >= 1
     assert model.booster_.n_estimators == max(round(model.rounds_ * 1.25), 1)
+
+
+def test_band_thresholds_by_recall_and_by_precision() -> None:
+    probability = np.array([0.9, 0.8, 0.8, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05])
+    failed = np.array([1, 1, 0, 1, 0, 0, 1, 0, 0, 0])
+    thresholds = _band_thresholds(
+        probability,
+        failed,
+        {
+            "very high": ("precision", 0.75),  # top 4 hold 3 failures: 75%
+            "high": ("recall", 0.5),  # 2 of 4 failures: reached at 0.8 (tied changes stay together)
+            "medium": ("recall", 1.0),
+        },
+    )
+    # A lower band never starts above a higher one: "high" is capped at "very high".
+    assert thresholds == {"very high": 0.6, "high": 0.6, "medium": 0.3}
+    unreachable = _band_thresholds(probability, failed, {"certain": ("precision", 1.01)})
+    assert unreachable["certain"] == float("inf")
+
+
+def test_a_band_sharing_a_threshold_with_a_lower_one_wins(model: ChangeRiskModel) -> None:
+    import copy
+
+    shared = copy.copy(model)
+    shared.band_thresholds_ = {"very high": 0.3, "high": 0.3, "medium": 0.1}
+    assert shared.band(np.array([0.35, 0.2, 0.05])).tolist() == ["very high", "medium", "low"]
+
+
+@pytest.fixture(scope="module")
+def scorer(parts) -> ChangeRiskScorer:  # type: ignore[no-untyped-def]
+    fit, valid, _ = parts
+    return build_scorer(ChangeRiskParams(n_jobs=1)).fit(fit, valid)
+
+
+def test_the_scorer_answers_probability_band_reasons_and_conflicts(
+    scorer: ChangeRiskScorer,
+    parts,  # type: ignore[no-untyped-def]
+) -> None:
+    _, _, test = parts
+    answer = scorer.respond(test)
+    assert list(answer.columns) == ["probability", "band", "reasons", "conflicts"]
+    assert roc_auc_score(test.label_failed.astype(int), answer.probability) > 0.65
+    with_conflicts = answer[answer.conflicts.map(len) > 0]
+    assert len(with_conflicts) > 0.2 * len(test)
+    assert (
+        with_conflicts.conflicts.explode()
+        .str.match(
+            r"^(overlaps CHG\d+ on |inside blackout window|starts outside business hours|and \d+ more)"
+        )
+        .all()
+    )
+    assert {"overlapping_changes_same_ci", "ci_failure_rate", "lead_hours"} <= set(scorer.features_)
+    assert "label_failed" not in scorer.input_columns_

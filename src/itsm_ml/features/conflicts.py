@@ -1,0 +1,174 @@
+"""Conflicts of a planned change with other planned work, blackout windows and business hours.
+
+Two changes conflict when their planned windows overlap on the same CI (or service). A change
+sees only the changes already on the calendar when it is about to be implemented, that is those
+requested before its planned start: the same rule holds in training and at scoring time, so the
+model never learns from conflicts that nobody could have seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from itsm_ml.config import BlackoutWindow, BusinessHours, ConflictParams
+
+_NS_PER_S = 1_000_000_000
+_MAX_LISTED = 5
+
+
+def overlapping_pairs(changes: pd.DataFrame, key: str) -> pd.DataFrame:
+    """Row positions (`a`, `b`, a != b) of changes whose windows overlap on the same `key` value.
+
+    Each unordered pair appears once. Windows are half-open [start, end): a change ending at
+    22:00 does not overlap one starting at 22:00; a window without a positive length overlaps
+    nothing.
+    """
+    empty = pd.DataFrame({"a": np.array([], dtype=np.int64), "b": np.array([], dtype=np.int64)})
+    if key not in changes or not {"planned_start", "planned_end"} <= set(changes):
+        return empty
+    start = changes["planned_start"]
+    end = changes["planned_end"]
+    usable = (start.notna() & end.notna() & changes[key].notna() & (end > start)).to_numpy()
+    if usable.sum() < 2:
+        return empty
+    positions = np.flatnonzero(usable)
+    codes = pd.factorize(changes[key].to_numpy()[usable])[0].astype(np.int64)
+    start_s = start.to_numpy(dtype="datetime64[ns]")[usable].astype(np.int64) // _NS_PER_S
+    end_s = end.to_numpy(dtype="datetime64[ns]")[usable].astype(np.int64) // _NS_PER_S
+    origin = start_s.min()
+    span = int(max(end_s.max(), start_s.max()) - origin + 1)
+    # One sorted axis for all groups: group code first, then the start within the group.
+    start_key = codes * span + (start_s - origin)
+    order = np.argsort(start_key, kind="stable")
+    sorted_key = start_key[order]
+    end_key = (codes * span + (end_s - origin))[order]
+    # Partners of the change at sorted position p: the later-starting changes p+1 .. upto-1 of
+    # the same group that start before it ends (start >= its start, so they overlap it).
+    upto = np.searchsorted(sorted_key, end_key, side="left")
+    counts = np.maximum(upto - np.arange(len(order)) - 1, 0)
+    first = np.repeat(np.arange(len(order)), counts)
+    step = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    second = first + 1 + step
+    return pd.DataFrame({"a": positions[order[first]], "b": positions[order[second]]})
+
+
+def _visible_pairs(changes: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    """Directed pairs (`row` sees `other`) per key: `other` was requested by `row`'s start."""
+    opened = changes["opened_at"] if "opened_at" in changes else pd.Series(pd.NaT, changes.index)
+    opened_ns = opened.to_numpy(dtype="datetime64[ns]")
+    start_ns = changes["planned_start"].to_numpy(dtype="datetime64[ns]")
+    found = []
+    for key in keys:
+        pairs = overlapping_pairs(changes, key)
+        directed = pd.DataFrame(
+            {
+                "row": np.concatenate([pairs.a, pairs.b]),
+                "other": np.concatenate([pairs.b, pairs.a]),
+            }
+        )
+        requested = opened_ns[directed.other]
+        # A change with no request time is taken as already on the calendar.
+        seen = np.isnat(requested) | (requested <= start_ns[directed.row])
+        found.append(directed[seen].assign(key=key))
+    if not found:
+        return pd.DataFrame({"row": [], "other": [], "key": []})
+    return pd.concat(found, ignore_index=True)
+
+
+def _in_blackout(changes: pd.DataFrame, windows: Sequence[BlackoutWindow]) -> pd.DataFrame:
+    """One boolean column per blackout window: the planned window intersects it."""
+    start = changes["planned_start"]
+    end = changes.get("planned_end", start)
+    end = end.where(end > start, start)
+    hits = {}
+    for window in windows:
+        begins, ends = pd.Timestamp(window.start), pd.Timestamp(window.end)
+        # Half-open windows; a change without an end is taken at its start instant.
+        hits[window.name] = ((start < ends) & ((end > begins) | (start >= begins))).fillna(False)
+    return pd.DataFrame(hits, index=changes.index)
+
+
+def _outside_business_hours(start: pd.Series, hours: BusinessHours) -> pd.Series:
+    minute = start.dt.hour * 60 + start.dt.minute
+    opens = hours.start.hour * 60 + hours.start.minute
+    closes = hours.end.hour * 60 + hours.end.minute
+    inside = start.dt.weekday.isin(hours.weekdays) & (minute >= opens) & (minute < closes)
+    return (~inside).astype(float).where(start.notna())
+
+
+def has_planned_windows(changes: pd.DataFrame) -> bool:
+    return "planned_start" in changes and bool(changes["planned_start"].notna().any())
+
+
+def conflict_features(changes: pd.DataFrame, rules: ConflictParams) -> pd.DataFrame:
+    """Per change: overlapping changes seen per key, blackout and off-hours flags (0/1).
+
+    All missing (NaN) for a change without a planned start; an empty frame for a table
+    without planned windows.
+    """
+    if not has_planned_windows(changes):
+        return pd.DataFrame(index=changes.index)
+    planned = changes["planned_start"].notna()
+    keys = [key for key in rules.keys if key in changes]
+    pairs = _visible_pairs(changes, keys)
+    features = {}
+    for key in keys:
+        rows = pairs.loc[pairs.key == key, "row"].to_numpy(dtype=np.int64)
+        counts = np.bincount(rows, minlength=len(changes)).astype(float)
+        features[f"overlapping_changes_same_{key}"] = np.where(planned, counts, np.nan)
+    blackout = _in_blackout(changes, rules.blackout_windows)
+    features["in_blackout_window"] = np.where(
+        planned, blackout.any(axis=1).to_numpy(dtype=float), np.nan
+    )
+    features["outside_business_hours"] = _outside_business_hours(
+        changes["planned_start"], rules.business_hours
+    ).to_numpy()
+    return pd.DataFrame(features, index=changes.index)
+
+
+def conflict_report(changes: pd.DataFrame, rules: ConflictParams) -> list[list[str]]:
+    """Per change, the conflicts a change manager reads: what overlaps, where and when."""
+    report: list[list[str]] = [[] for _ in range(len(changes))]
+    if not has_planned_windows(changes):
+        return report
+    keys = [key for key in rules.keys if key in changes]
+    pairs = _visible_pairs(changes, keys)
+    ids = (
+        changes["change_id"].astype("string").fillna("?").to_numpy()
+        if "change_id" in changes
+        else np.array([f"row {i}" for i in range(len(changes))], dtype=object)
+    )
+    start = changes["planned_start"]
+    end = changes.get("planned_end", start)
+    by_row = pairs.groupby(["row", "other"], sort=True)["key"].agg(list)
+    for (row, other), shared in by_row.items():
+        values = ", ".join(f"{key} {changes[key].iat[int(other)]}" for key in shared)
+        report[int(row)].append(
+            f"overlaps {ids[int(other)]} on {values} "
+            f"({_when(start.iat[int(other)])} to {_when(end.iat[int(other)])})"
+        )
+    for row, entries in enumerate(report):
+        if len(entries) > _MAX_LISTED:
+            report[row] = [*entries[:_MAX_LISTED], f"and {len(entries) - _MAX_LISTED} more"]
+    blackout = _in_blackout(changes, rules.blackout_windows)
+    windows = {window.name: window for window in rules.blackout_windows}
+    for name in blackout.columns:
+        window = windows[name]
+        for row in np.flatnonzero(blackout[name].to_numpy(dtype=bool)):
+            report[row].append(
+                f"inside blackout window '{name}' ({_when(pd.Timestamp(window.start))} "
+                f"to {_when(pd.Timestamp(window.end))})"
+            )
+    outside = _outside_business_hours(start, rules.business_hours).to_numpy()
+    for row in np.flatnonzero(outside == 1):
+        report[row].append(f"starts outside business hours ({_when(start.iat[row])})")
+    return report
+
+
+def _when(moment: object) -> str:
+    if not isinstance(moment, pd.Timestamp) or pd.isna(moment):
+        return "?"
+    return f"{moment:%a %Y-%m-%d %H:%M}"
