@@ -150,6 +150,9 @@ class ChangeFeaturizer:
 
     def transform(self, changes: pd.DataFrame) -> pd.DataFrame:
         union, rows = self._with_context(changes)
+        return self._features_of(union, rows, changes.index)
+
+    def _features_of(self, union: pd.DataFrame, rows: np.ndarray, index: pd.Index) -> pd.DataFrame:
         features = self._derived(union).iloc[rows]
         for column in self.numeric_:
             if column not in features:
@@ -157,13 +160,20 @@ class ChangeFeaturizer:
         for column in self.categorical_:
             if column not in features:
                 features[column] = pd.Series(pd.NA, index=features.index, dtype="string")
-        return features[[*self.numeric_, *self.categorical_]].set_axis(changes.index)
+        return features[[*self.numeric_, *self.categorical_]].set_axis(index)
 
     def conflicts_of(self, changes: pd.DataFrame) -> list[list[str]]:
         """The conflict report of each change, against the context and the other changes."""
         union, rows = self._with_context(changes)
-        report = conflict_report(union, self.conflicts or ConflictParams())
-        return [report[row] for row in rows]
+        return conflict_report(union, self.conflicts or ConflictParams(), rows=rows)
+
+    def transform_with_conflicts(
+        self, changes: pd.DataFrame
+    ) -> tuple[pd.DataFrame, list[list[str]]]:
+        """`transform` and `conflicts_of` in one pass over the context (what scoring needs)."""
+        union, rows = self._with_context(changes)
+        report = conflict_report(union, self.conflicts or ConflictParams(), rows=rows)
+        return self._features_of(union, rows, changes.index), report
 
     def get_params(self, deep: bool = False) -> dict[str, Any]:
         return {

@@ -129,43 +129,55 @@ def conflict_features(changes: pd.DataFrame, rules: ConflictParams) -> pd.DataFr
     return pd.DataFrame(features, index=changes.index)
 
 
-def conflict_report(changes: pd.DataFrame, rules: ConflictParams) -> list[list[str]]:
-    """Per change, the conflicts a change manager reads: what overlaps, where and when."""
-    report: list[list[str]] = [[] for _ in range(len(changes))]
+def conflict_report(
+    changes: pd.DataFrame, rules: ConflictParams, rows: Sequence[int] | np.ndarray | None = None
+) -> list[list[str]]:
+    """Per change, the conflicts a change manager reads: what overlaps, where and when.
+
+    `rows`: positions of the changes to report on (all by default); the others still count as
+    the calendar they may conflict with.
+    """
+    wanted = np.arange(len(changes)) if rows is None else np.asarray(rows, dtype=np.int64)
+    report: dict[int, list[str]] = {int(row): [] for row in wanted}
     if not has_planned_windows(changes):
-        return report
+        return [report[int(row)] for row in wanted]
     keys = [key for key in rules.keys if key in changes]
     pairs = _visible_pairs(changes, keys)
+    pairs = pairs[np.isin(pairs.row.to_numpy(dtype=np.int64), wanted)]
     ids = (
-        changes["change_id"].astype("string").fillna("?").to_numpy()
+        changes["change_id"].astype("string").fillna("?").to_numpy(dtype=object)
         if "change_id" in changes
         else np.array([f"row {i}" for i in range(len(changes))], dtype=object)
     )
     start = changes["planned_start"]
     end = changes.get("planned_end", start)
+    starts, ends = start.array, end.array
+    values = {key: changes[key].to_numpy(dtype=object) for key in keys}
     by_row = pairs.groupby(["row", "other"], sort=True)["key"].agg(list)
     for (row, other), shared in by_row.items():
-        values = ", ".join(f"{key} {changes[key].iat[int(other)]}" for key in shared)
+        where = ", ".join(f"{key} {values[key][int(other)]}" for key in shared)
         report[int(row)].append(
-            f"overlaps {ids[int(other)]} on {values} "
-            f"({_when(start.iat[int(other)])} to {_when(end.iat[int(other)])})"
+            f"overlaps {ids[int(other)]} on {where} "
+            f"({_when(starts[int(other)])} to {_when(ends[int(other)])})"
         )
-    for row, entries in enumerate(report):
+    for row, entries in report.items():
         if len(entries) > _MAX_LISTED:
             report[row] = [*entries[:_MAX_LISTED], f"and {len(entries) - _MAX_LISTED} more"]
-    blackout = _in_blackout(changes, rules.blackout_windows)
+    subset = changes.iloc[wanted]
+    blackout = _in_blackout(subset, rules.blackout_windows)
     windows = {window.name: window for window in rules.blackout_windows}
     for name in blackout.columns:
         window = windows[name]
-        for row in np.flatnonzero(blackout[name].to_numpy(dtype=bool)):
-            report[row].append(
+        for position in np.flatnonzero(blackout[name].to_numpy(dtype=bool)):
+            report[int(wanted[position])].append(
                 f"inside blackout window '{name}' ({_when(pd.Timestamp(window.start))} "
                 f"to {_when(pd.Timestamp(window.end))})"
             )
-    outside = _outside_business_hours(start, rules.business_hours).to_numpy()
-    for row in np.flatnonzero(outside == 1):
-        report[row].append(f"starts outside business hours ({_when(start.iat[row])})")
-    return report
+    outside = _outside_business_hours(subset["planned_start"], rules.business_hours).to_numpy()
+    for position in np.flatnonzero(outside == 1):
+        row = int(wanted[position])
+        report[row].append(f"starts outside business hours ({_when(starts[row])})")
+    return [report[int(row)] for row in wanted]
 
 
 def _when(moment: object) -> str:
