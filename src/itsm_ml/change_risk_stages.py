@@ -292,12 +292,18 @@ def _limits(scorer: Any, test: pd.DataFrame) -> list[str]:
         limits.append(
             "No planned windows in this source: no conflict, lead-time or business-hours features."
         )
+    else:
+        limits.append(
+            "Conflicts count only changes requested before the change's planned start; send"
+            " the other planned changes of the window in the same batch to have them checked."
+        )
     if not featurizer.history_keys_:
         limits.append("No team, CI or service column: no history features.")
-    limits.append(
-        "Conflicts count only changes requested before the change's planned start; send the"
-        " other planned changes of the window in the same batch to have them checked."
-    )
+    else:
+        limits.append(
+            "Track records and the calendar are those of the training data: scoring long after"
+            " training sees stale records and no recent volume; retrain regularly."
+        )
     limits.append(
         "Outcomes found late (a failure traced back weeks after) are missing from the most"
         " recent changes: their observed failure rate is a lower bound."
