@@ -153,7 +153,10 @@ def conflict_report(
     end = changes.get("planned_end", start)
     starts, ends = start.array, end.array
     values = {key: changes[key].to_numpy(dtype=object) for key in keys}
-    by_row = pairs.groupby(["row", "other"], sort=True)["key"].agg(list)
+    pairs = pairs.sort_values(["row", "other"], kind="stable")
+    by_row: dict[tuple[int, int], list[str]] = {}
+    for row, other, key in zip(pairs.row, pairs.other, pairs.key, strict=True):
+        by_row.setdefault((int(row), int(other)), []).append(key)
     for (row, other), shared in by_row.items():
         where = ", ".join(f"{key} {values[key][int(other)]}" for key in shared)
         report[int(row)].append(
