@@ -34,16 +34,15 @@ class ChangeRiskLayout:
         return self.root / "reports" / "model_cards" / f"{registered_model}.md"
 
 
-def build_scorer(params: ChangeRiskParams, numeric: tuple[str, ...] | None = None) -> Any:
-    """A ChangeRiskScorer configured from params.yaml (also used by bench/change_risk.py);
-    `numeric` replaces the numeric columns of params (a source with its own metrics)."""
+def build_scorer(params: ChangeRiskParams) -> Any:
+    """A ChangeRiskScorer configured from params.yaml (also used by bench/change_risk.py)."""
     from itsm_ml.features.change_features import ChangeFeaturizer
     from itsm_ml.models.change_risk import ChangeRiskModel, ChangeRiskScorer
 
     bands = {name: target.as_target() for name, target in params.bands.items()}
     return ChangeRiskScorer(
         ChangeFeaturizer(
-            numeric=params.numeric if numeric is None else numeric,
+            numeric=params.numeric,
             categorical=params.categorical,
             history=params.history,
             conflicts=params.conflicts,
@@ -228,7 +227,7 @@ def evaluate(params: Params, item: str, root: Path) -> dict[str, Any]:
         metrics=metrics,
         baselines=baselines,
         band_targets={
-            band: "{} {:.0%}".format(*target.as_target()) for band, target in settings.bands.items()
+            band: f"{kind} {target:.0%}" for band, (kind, target) in scorer.model.bands.items()
         },
         bands_valid=bands_valid,
         bands_test=bands_test,
@@ -246,7 +245,7 @@ def evaluate(params: Params, item: str, root: Path) -> dict[str, Any]:
         model=scorer,
         model_path=layout.model,
         registered_model=name,
-        params={k: v for k, v in scorer.get_params().items()},
+        params=scorer.get_params(),
         metrics={
             **{k: v for k, v in metrics.items() if isinstance(v, int | float)},
             **{f"baseline {b} auc": m["auc"] for b, m in baselines.items()},

@@ -21,7 +21,6 @@ from itsm_ml.features.conflicts import conflict_features, conflict_report, has_p
 from itsm_ml.features.history import outcome_history
 
 ID, TIME, OUTCOME = "change_id", "opened_at", "label_failed"
-WINDOW_FEATURES = ("lead_hours", "window_hours", "start_hour", "start_weekday")
 
 
 def window_features(changes: pd.DataFrame) -> pd.DataFrame:
@@ -97,7 +96,8 @@ class ChangeFeaturizer:
     def _context(self, changes: pd.DataFrame, history: HistoryParams) -> pd.DataFrame:
         """The changes a later change can still be affected by: recent outcomes and windows."""
         keep = [c for c in (ID, TIME, "planned_start", "planned_end", OUTCOME) if c in changes]
-        keep += [c for c in {*self.history_keys_, *self._conflict_keys(changes)} if c not in keep]
+        keys = dict.fromkeys([*self.history_keys_, *self._conflict_keys(changes)])
+        keep += [c for c in keys if c not in keep]
         if TIME not in changes or changes[TIME].isna().all():
             return changes[keep].iloc[0:0]
         horizon = changes[TIME].max() - pd.Timedelta(days=history.window_days + history.delay_days)
@@ -153,7 +153,7 @@ class ChangeFeaturizer:
         return self._features_of(union, rows, changes.index)
 
     def _features_of(self, union: pd.DataFrame, rows: np.ndarray, index: pd.Index) -> pd.DataFrame:
-        features = self._derived(union).iloc[rows]
+        features = self._derived(union).iloc[rows].copy()
         for column in self.numeric_:
             if column not in features:
                 features[column] = np.nan

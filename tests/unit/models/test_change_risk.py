@@ -138,3 +138,9 @@ def test_the_scorer_answers_probability_band_reasons_and_conflicts(
     )
     assert {"overlapping_changes_same_ci", "ci_failure_rate", "lead_hours"} <= set(scorer.features_)
     assert "label_failed" not in scorer.input_columns_
+
+
+def test_refit_scores_are_mapped_back_onto_the_calibrated_scale(model: ChangeRiskModel) -> None:
+    slope, _ = model.alignment_
+    # The refit ran more rounds, so its raw scores spread wider than stage 1's: slope < 1.
+    assert 0 < slope < 1
