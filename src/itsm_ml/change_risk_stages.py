@@ -124,6 +124,21 @@ def _baselines(
     return found
 
 
+def _conflict_shares(conflicts: pd.Series) -> dict[str, float]:
+    """Share of changes with each kind of conflict (a night window is no overlap)."""
+    kinds = {
+        "overlapping_other_work": "overlaps ",
+        "inside_blackout": "inside blackout window",
+        "outside_business_hours": "starts outside business hours",
+    }
+    return {
+        f"share_{name}": float(
+            conflicts.map(lambda found, p=prefix: any(c.startswith(p) for c in found)).mean()
+        )
+        for name, prefix in kinds.items()
+    }
+
+
 def evaluate(params: Params, item: str, root: Path) -> dict[str, Any]:
     import joblib
 
@@ -147,7 +162,7 @@ def evaluate(params: Params, item: str, root: Path) -> dict[str, Any]:
     metrics: dict[str, Any] = {
         **rev.risk_metrics(failed, probability),
         "ece_uncalibrated": expected_calibration_error(raw, failed),
-        "changes_with_conflicts": float((answer["conflicts"].map(len) > 0).mean()),
+        **_conflict_shares(answer["conflicts"]),
     }
     baselines = {
         name: rev.risk_metrics(failed, guess, is_probability=is_probability)

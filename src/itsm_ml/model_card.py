@@ -155,6 +155,13 @@ def render_change_card(
             f" {_pct(metrics['mean_probability'])} against an observed failure rate of"
             f" {_pct(metrics['failure_rate'])}.",
             "",
+            "Conflicts on test (listed with each answer; also features): "
+            f"{_pct(metrics.get('share_overlapping_other_work', float('nan')))} of changes overlap"
+            " other planned work on the same CI or service, "
+            f"{_pct(metrics.get('share_inside_blackout', float('nan')))} touch a blackout window,"
+            f" {_pct(metrics.get('share_outside_business_hours', float('nan')))} start outside"
+            " business hours.",
+            "",
             "## Risk bands",
             "",
             "Thresholds learned on validation from `change_risk.bands` in params.yaml: "
