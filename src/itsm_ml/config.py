@@ -408,12 +408,67 @@ class ChangeRiskParams(_Strict):
         return self.n_jobs or os.cpu_count() or 1
 
 
+class DriftThresholds(_Strict):
+    """When a feature has drifted: an effect large enough to matter (the floors) that is also
+    `z` standard errors beyond what a window of that size shows with no drift at all.
+    Calibrated on clean and injected windows of the real datasets (`make bench`)."""
+
+    z: float = Field(
+        3.7, gt=0, description="Standard errors beyond no-drift noise (PSI, shares, missing)."
+    )
+    psi: float = Field(
+        0.2, gt=0, description="Population stability index of a categorical feature that counts."
+    )
+    numeric_psi: float = Field(
+        0.05, gt=0, description="Smallest PSI of a numeric feature (on deciles) that counts."
+    )
+    category_shift: float = Field(
+        0.04, gt=0, le=1, description="Smallest change in one category's share that counts."
+    )
+    new_category_share: float = Field(
+        0.03,
+        gt=0,
+        le=1,
+        description="Share of the window in values never seen in reference, above the share"
+        " expected with no drift (values seen once in reference: long tails bring new ones).",
+    )
+    missing_shift: float = Field(
+        0.05, gt=0, le=1, description="Smallest change in a missing share that counts."
+    )
+    text_auc: float = Field(
+        0.6, gt=0.5, le=1, description="Domain classifier AUC (reference vs window) on text."
+    )
+    emerging_term_share: float = Field(
+        0.03, gt=0, le=1, description="Share of window texts with a term rare in reference."
+    )
+
+
+class DriftParams(_Strict):
+    min_window: PositiveInt = Field(200, description="Below this many rows: no verdict.")
+    window_rows: PositiveInt = Field(500, description="Rows per window when windowing by count.")
+    window_period: str | None = Field(
+        None, description="Pandas offset (e.g. '7D') to window by time instead of by count."
+    )
+    persistence: PositiveInt = Field(
+        2, description="Alert after this many consecutive drifted windows."
+    )
+    rare_share: float = Field(
+        0.01, ge=0, lt=1, description="Reference categories rarer than this are bucketed."
+    )
+    reference_sample: PositiveInt = Field(
+        5000, description="Rows of the reference kept for numeric and text comparisons."
+    )
+    seed: int = 0
+    thresholds: DriftThresholds = DriftThresholds()
+
+
 class Params(_Strict):
     tickets: TicketsParams
     changes: ChangesParams
     split: SplitParams = SplitParams()
     triage: TriageParams = TriageParams()
     change_risk: ChangeRiskParams = ChangeRiskParams()
+    drift: DriftParams = DriftParams()
 
     def table(self, name: str) -> TicketsParams | ChangesParams:
         if name == "tickets":
