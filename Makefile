@@ -52,9 +52,10 @@ bench: .venv/.synced ## benchmarks on the real datasets, written to reports/benc
 	$(RUN) python bench/ingest_validate.py --out reports/bench/ingest_validate.md
 	$(RUN) python bench/triage.py --out reports/bench/triage.md
 	$(RUN) python bench/change_risk.py --out reports/bench/change_risk.md
+	$(RUN) python bench/drift.py --out reports/bench/drift.md
 	@{ echo "# Benchmarks"; echo; echo "Measured by \`make bench\`; each section names its command and machine."; echo; \
 	   cat reports/bench/ingest_validate.md; echo; cat reports/bench/triage.md; echo; \
-	   cat reports/bench/change_risk.md; } > reports/benchmarks.md
+	   cat reports/bench/change_risk.md; echo; cat reports/bench/drift.md; } > reports/benchmarks.md
 	@echo "wrote reports/benchmarks.md"
 
 dag: .venv/.synced ## show the pipeline

@@ -422,6 +422,12 @@ class DriftThresholds(_Strict):
     numeric_psi: float = Field(
         0.05, gt=0, description="Smallest PSI of a numeric feature (on deciles) that counts."
     )
+    rank_shift: float = Field(
+        0.03,
+        gt=0,
+        le=0.5,
+        description="Smallest move of a numeric feature's rank AUC away from 0.5 that counts.",
+    )
     category_shift: float = Field(
         0.04, gt=0, le=1, description="Smallest change in one category's share that counts."
     )

@@ -207,17 +207,34 @@ class ReferenceProfile:
         limits = self.params.thresholds
         if len(values) < _MIN_VALUES:
             return _too_few(column, "numeric", len(values), limits.numeric_psi)
+        from scipy.stats import mannwhitneyu, norm
+
         index = psi(reference["shares"], _bin_shares(values, reference["edges"]))
-        z = _psi_z(index, len(reference["shares"]), len(values), self.rows_)
+        index_z = _psi_z(index, len(reference["shares"]), len(values), self.rows_)
+        # PSI on deciles sees changes of shape; a shift of every value (a change 1.5 times
+        # bigger) moves few values across deciles, so the rank test sees it first.
+        test = mannwhitneyu(values, reference["sample"], alternative="two-sided")
+        auc = float(test.statistic / (len(values) * len(reference["sample"])))
+        rank_z = float(norm.isf(max(float(test.pvalue), 1e-300) / 2))
+        by_psi = index >= limits.numeric_psi and index_z >= limits.z
+        by_rank = abs(auc - 0.5) >= limits.rank_shift and rank_z >= limits.z
+        statistic, value, threshold = (
+            ("rank AUC shift", abs(auc - 0.5), limits.rank_shift)
+            if by_rank or (not by_psi and rank_z > index_z)
+            else ("psi", index, limits.numeric_psi)
+        )
         return FeatureDrift(
             feature=column,
             kind="numeric",
-            statistic="psi",
-            value=index,
-            threshold=limits.numeric_psi,
-            drifted=index >= limits.numeric_psi and z >= limits.z,
+            statistic=statistic,
+            value=value,
+            threshold=threshold,
+            drifted=by_psi or by_rank,
             details={
-                "psi_z": z,
+                "psi": index,
+                "psi_z": index_z,
+                "rank_auc": auc,
+                "rank_z": rank_z,
                 "wasserstein_iqr": float(
                     wasserstein_distance(reference["sample"], values) / reference["scale"]
                 ),
@@ -257,10 +274,13 @@ class ReferenceProfile:
         largest = z.idxmax() if z.max() > 0 else shifts.abs().idxmax()
         new_share = float(is_new.mean())
         new_excess = new_share - expected_new
+        new_z = float(_share_z(expected_new, new_excess, len(values), self.rows_))
         drifted = (
             # On ITSM codes the chi-square behind a PSI z is unreliable (many small
             # buckets, heavy tails): categorical PSI is judged by its size alone.
-            index >= limits.psi or z[largest] >= limits.z or new_excess >= limits.new_category_share
+            index >= limits.psi
+            or z[largest] >= limits.z
+            or (new_excess >= limits.new_category_share and new_z >= limits.z)
         )
         deciding = max(
             ("psi", index, limits.psi),
@@ -284,6 +304,7 @@ class ReferenceProfile:
                 "largest_shift_z": float(z[largest]),
                 "new_share": new_share,
                 "expected_new_share": expected_new,
+                "new_share_z": new_z,
                 "new_values": {str(k): int(v) for k, v in new_values.items()},
             },
         )
@@ -371,13 +392,16 @@ class ReferenceProfile:
 
 
 def _psi_z(index: float, bins: int, window_rows: int, reference_rows: int) -> float:
-    """PSI in standard errors above its no-drift value: n * PSI is close to a chi-square with
-    bins - 1 degrees of freedom when nothing moved (for n window and N reference rows)."""
+    """PSI as a z-score: with no drift, PSI / (1/n + 1/N) is close to a chi-square with
+    bins - 1 degrees of freedom; its upper tail probability, as a standard normal quantile
+    (a skewed chi-square must not be read as a symmetric z)."""
+    from scipy.stats import chi2, norm
+
     if window_rows == 0 or bins < 2:
         return 0.0
     scale = 1.0 / window_rows + 1.0 / max(reference_rows, 1)
-    freedom = bins - 1
-    return float((index / scale - freedom) / np.sqrt(2 * freedom))
+    tail = float(chi2.sf(index / scale, bins - 1))
+    return float(norm.isf(max(tail, 1e-300)))
 
 
 def _share_z(before: Any, shift: Any, window_rows: int, reference_rows: int) -> Any:
