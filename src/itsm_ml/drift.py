@@ -406,9 +406,10 @@ def _psi_z(index: float, bins: int, window_rows: int, reference_rows: int) -> fl
 
 def _share_z(before: Any, shift: Any, window_rows: int, reference_rows: int) -> Any:
     """A change in a share, in standard errors of the difference of two proportions."""
-    if window_rows == 0:
+    if window_rows < 2:
         return np.zeros_like(np.asarray(shift, dtype=float))
-    base = np.clip(np.asarray(before, dtype=float), 1.0 / window_rows, 1 - 1.0 / window_rows)
+    floor = min(1.0 / window_rows, 0.25)  # a share of 0 or 1 still has some sampling error
+    base = np.clip(np.asarray(before, dtype=float), floor, 1 - floor)
     error = np.sqrt(base * (1 - base) * (1.0 / window_rows + 1.0 / max(reference_rows, 1)))
     return np.asarray(shift, dtype=float) / error
 
