@@ -188,6 +188,13 @@ def _note(outcome: object) -> str:
             f"{part} {outcome[part]['rows']:,}" for part in ("train", "valid", "test")
         )
         return f"{outcome['method']} split: {sizes}"
+    if isinstance(outcome, dict) and "alert_windows" in outcome:
+        return (
+            f"{outcome['model']} v{outcome['version']}: {outcome['drifted_windows']} of"
+            f" {outcome['windows']} windows drifted, {outcome['alert_windows']} alerts;"
+            f" {outcome['performance_metric']} estimate off by"
+            f" {outcome['estimate_mean_abs_error']:.3f} on average"
+        )
     if isinstance(outcome, dict) and "band_thresholds" in outcome:
         return (
             f"{outcome['boosting_rounds']} rounds on {outcome['train_rows']:,} changes"

@@ -67,7 +67,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     } | {f"{stage}@{target}" for stage in ("train", "evaluate") for target in TARGETS} | {
         "train_change_risk",
         "evaluate_change_risk",
-    }
+    } | {f"drift@{model}" for model in (*TARGETS, "change-risk")}
     return copy
 
 
@@ -152,6 +152,23 @@ def test_change_risk_is_evaluated_and_registered_as_challenger(project: Path) ->
         "overlaps CHG2 on ci db-prd-01 (Sat 2026-01-17 22:30 to Sun 2026-01-18 00:30)" in conflicts
     )
     assert "starts outside business hours" in conflicts
+
+
+def test_drift_of_every_registered_model_is_reported_and_logged(project: Path) -> None:
+    import mlflow
+
+    for model in (*TARGETS, "change-risk"):
+        out = project / "reports/drift" / model
+        summary = yaml.safe_load((out / "metrics.json").read_text())
+        assert summary["windows"] >= 1 and 0 <= summary["alert_windows"] <= summary["windows"]
+        page = (out / "drift.html").read_text()
+        assert "<style>" in page and "http" not in page  # renders offline
+        assert (out / "timeline.png").read_bytes()[:4] == b"\x89PNG"
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project}/mlflow.db")
+    version = client.get_model_version_by_alias("change-risk", "challenger")
+    assert "drift.alert_windows" in version.tags
+    artifacts = {a.path for a in client.list_artifacts(version.run_id, "drift")}
+    assert artifacts == {"drift/drift.html", "drift/timeline.png", "drift/drift.json"}
 
 
 def test_second_run_does_nothing_and_says_so(project: Path) -> None:

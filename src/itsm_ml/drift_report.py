@@ -1,0 +1,122 @@
+"""How a drift run is shown: a static HTML page (inline CSS, no network) and a timeline plot."""
+
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING, Any, cast
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:2rem;color:#222}
+table{border-collapse:collapse;margin:1rem 0}th,td{border:1px solid #ccc;padding:.3rem .6rem;
+text-align:left;vertical-align:top}th{background:#f3f3f3}.bad{color:#b00020;font-weight:600}
+.ok{color:#1b5e20}.muted{color:#777}.verdict{padding:.6rem 1rem;margin:1rem 0;border-radius:4px}
+.verdict.alert{background:#fdecea}.verdict.quiet{background:#e8f5e9}
+"""
+
+
+def timeline_table(reports: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per (window, feature): the deciding statistic over its threshold (1 = at it)."""
+    rows = []
+    for position, report in enumerate(reports):
+        for feature in report["features"]:
+            value, threshold = feature["value"], feature["threshold"]
+            ratio = value / threshold if threshold and np.isfinite(value) else np.nan
+            rows.append(
+                {
+                    "window": position,
+                    "label": report["window"],
+                    "feature": feature["feature"],
+                    "ratio": ratio,
+                    "drifted": feature["drifted"] and report["has_verdict"],
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def timeline_figure(
+    reports: list[dict[str, Any]], performance: pd.DataFrame, title: str, top: int = 8
+) -> Figure:
+    """Top: each feature's statistic against its threshold per window (the most drifted
+    features). Bottom: estimated and realised performance per window, alerts shaded."""
+    import matplotlib.pyplot as plt
+
+    table = timeline_table(reports)
+    fig, (upper, lower) = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
+    if not table.empty:
+        worst = table.groupby("feature")["ratio"].max().sort_values(ascending=False).index[:top]
+        for feature in worst:
+            part = table[table.feature == feature]
+            upper.plot(part.window, part.ratio, marker="o", ms=3, label=feature)
+        upper.axhline(1.0, ls="--", color="grey", lw=1, label="threshold")
+        upper.set_yscale("symlog", linthresh=1)
+    upper.set(ylabel="statistic / its threshold", title=title)
+    upper.legend(fontsize=7, ncol=2, loc="upper left")
+    positions = np.arange(len(reports))
+    if not performance.empty:
+        lower.plot(positions, performance.estimated, marker="o", label="estimated (at once)")
+        lower.plot(positions, performance.realised, marker="s", label="realised (after close)")
+    for position, report in enumerate(reports):
+        if report.get("alert"):
+            lower.axvspan(position - 0.5, position + 0.5, color="#fdecea")
+            upper.axvspan(position - 0.5, position + 0.5, color="#fdecea")
+    lower.set(xlabel="window", ylabel=str(performance.attrs.get("metric", "performance")))
+    lower.set_xticks(positions, [r["window"] for r in reports], rotation=45, ha="right", fontsize=7)
+    lower.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    return cast("Figure", fig)
+
+
+def render_html(
+    model: str, version: str, summary: dict[str, Any], reports: list[dict[str, Any]]
+) -> str:
+    esc = html.escape
+    alerts = summary["alert_windows"]
+    verdict = "alert" if alerts else "quiet"
+    headline = (
+        f"ALERT: persistent drift in {alerts} of {summary['windows']} windows"
+        if alerts
+        else f"No persistent drift over {summary['windows']} windows"
+    )
+    rows = []
+    for report in reports:
+        drifted = [f for f in report["features"] if f["drifted"]]
+        status = (
+            '<span class="muted">too few rows</span>'
+            if not report["has_verdict"]
+            else '<span class="bad">ALERT</span>'
+            if report.get("alert")
+            else '<span class="bad">drifted</span>'
+            if report["drifted"]
+            else '<span class="ok">quiet</span>'
+        )
+        detail = "".join(
+            f"<li><b>{esc(f['feature'])}</b>: {esc(f['statistic'])} {f['value']:.3g}"
+            f" (threshold {f['threshold']:.3g})</li>"
+            for f in drifted
+        )
+        performance = report.get("performance", {})
+        figures = " &middot; ".join(
+            f"{esc(k)} {v:.3f}" for k, v in performance.items() if isinstance(v, float)
+        )
+        rows.append(
+            f"<tr><td>{esc(report['window'])}</td><td>{report['rows']}</td><td>{status}</td>"
+            f"<td><ul>{detail}</ul></td><td>{figures}</td></tr>"
+        )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>Drift of {esc(model)} v{esc(version)}</title><style>{_CSS}</style></head>
+<body><h1>Drift of <code>{esc(model)}</code> version {esc(version)}</h1>
+<p>Reference: the training data of this version &middot; {summary["windows"]} windows of
+{esc(str(summary["window"]))} &middot; persistence {summary["persistence"]} &middot;
+no verdict below {summary["min_window"]} rows</p>
+<div class="verdict {verdict}">{esc(headline)}</div>
+<table><thead><tr><th>window</th><th>rows</th><th>verdict</th><th>drifted features</th>
+<th>performance</th></tr></thead><tbody>{"".join(rows)}</tbody></table>
+</body></html>
+"""
