@@ -265,7 +265,12 @@ def evaluate(params: Params, item: str, root: Path) -> dict[str, Any]:
             **{k: v for k, v in metrics.items() if isinstance(v, int | float)},
             **{f"baseline {b} auc": m["auc"] for b, m in baselines.items()},
         },
-        tags={"model": "change-risk", "source": source, **registry.lineage_tags(root, [processed])},
+        tags={
+            "model": "change-risk",
+            "source": source,
+            **registry.lineage_tags(root, [processed]),
+            **registry.validation_tags(root, "changes"),
+        },
         artifacts=[out / n for n in figures] + [out / "bands.csv", card_path],
         inputs={
             context: (frame[[*inputs, LABEL]], str(Layout(root, "changes").split(part)), LABEL)

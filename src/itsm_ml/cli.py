@@ -39,6 +39,7 @@ console = Console(stderr=True, soft_wrap=True)
 out = Console()
 
 EXIT_VALID, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+EXIT_REFUSED = 4  # the promotion gate said no: a decision, not an error
 
 
 class SourceKind(StrEnum):
@@ -267,6 +268,111 @@ def schema(
                 column.name, column.dtype, "yes" if column.core else "", column.description
             )
         out.print(view)
+
+
+class ModelName(StrEnum):
+    routing = "routing"
+    category = "category"
+    priority = "priority"
+    change_risk = "change-risk"
+
+
+ParamsOption = Annotated[
+    Path, typer.Option("--params", help="The project's params.yaml (its folder is the root).")
+]
+
+
+def _project(params_path: Path) -> tuple[Any, Path]:
+    from itsm_ml.config import load_params
+
+    try:
+        return load_params(params_path), params_path.resolve().parent
+    except ConfigError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(EXIT_USAGE) from exc
+
+
+@app.command()
+def promote(
+    model: Annotated[ModelName, typer.Argument(help="Which model's challenger to judge.")],
+    window: Annotated[
+        Path | None,
+        typer.Option(help="Labelled canonical records (.parquet); default: the test split."),
+    ] = None,
+    params_path: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Move `champion` to the challenger if every check of the gate passes.
+
+    Exit 0: promoted; 4: refused (each check and its figures printed and ledgered); 1: error.
+    """
+    from itsm_ml.promotion_stages import promote as run_gate
+
+    params, root = _project(params_path)
+    try:
+        decision = run_gate(params, model.value, root, window=window)
+    except ItsmMlError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(EXIT_INVALID) from exc
+    view = Table(title=f"{decision.model} v{decision.challenger} against "
+                 f"{'champion v' + decision.champion if decision.champion else 'the baselines'}")  # fmt: skip
+    for header in ("check", "result", "detail"):
+        view.add_column(header)
+    for check in decision.checks:
+        view.add_row(
+            check.name, "[green]pass[/green]" if check.passed else "[red]FAIL[/red]", check.detail
+        )
+    out.print(view)
+    if decision.passed:
+        out.print(f"[green]{decision.model} v{decision.challenger} is now champion.[/green]")
+        raise typer.Exit(EXIT_VALID)
+    out.print(f"[red]{decision.model} v{decision.challenger} refused; champion unchanged.[/red]")
+    raise typer.Exit(EXIT_REFUSED)
+
+
+@app.command()
+def rollback(
+    model: Annotated[ModelName, typer.Argument(help="Whose champion to move back.")],
+    params_path: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Move `champion` back to the version it replaced (ledgered like a promotion)."""
+    from itsm_ml.promotion_stages import rollback as move_back
+
+    params, root = _project(params_path)
+    try:
+        entry = move_back(params, model.value, root)
+    except ItsmMlError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(EXIT_INVALID) from exc
+    out.print(
+        f"{entry['model']}: champion is v{entry['version']} again (was v{entry['previous']})."
+    )
+
+
+@app.command()
+def history(
+    model: Annotated[ModelName, typer.Argument(help="Whose ledger entries to show.")],
+    params_path: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Print the promotion ledger of a model: decisions, moves and rollbacks, oldest first."""
+    from itsm_ml.promotion_stages import _registered_name, ledger
+
+    params, root = _project(params_path)
+    name = _registered_name(params, model.value)
+    view = Table(title=f"promotion ledger of {name} ({ledger(root).path})")
+    for header in ("at", "event", "by", "version", "outcome"):
+        view.add_column(header)
+    for entry in ledger(root).entries(name):
+        if entry["event"] == "decision":
+            failed = [c["name"] for c in entry["checks"] if not c["passed"]]
+            outcome = "passed" if entry["passed"] else "refused: " + "; ".join(failed)
+            against = f"champion v{entry['champion']}" if entry["champion"] else "no champion"
+            version = f"v{entry['challenger']} ({against})"
+        elif entry["event"] == "rollback":
+            outcome, version = f"from v{entry['from']}", f"v{entry['to']}"
+        else:
+            outcome, version = f"{entry['alias']} moved", f"v{entry['version']}"
+        view.add_row(entry["at"], entry["event"], entry["actor"], version, outcome)
+    out.print(view)
 
 
 def main() -> None:

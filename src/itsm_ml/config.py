@@ -468,6 +468,18 @@ class DriftParams(_Strict):
     thresholds: DriftThresholds = DriftThresholds()
 
 
+class PromotionParams(_Strict):
+    margin: float = Field(
+        0.005, ge=0, description="How much better the challenger's primary metric must be."
+    )
+    tolerance: float = Field(
+        0.01, ge=0, description="How much worse its other metrics may be than the champion's."
+    )
+    min_routed: PositiveInt = Field(
+        20, description="Auto-routed tickets a class needs on the window to judge its precision."
+    )
+
+
 class Params(_Strict):
     tickets: TicketsParams
     changes: ChangesParams
@@ -475,6 +487,7 @@ class Params(_Strict):
     triage: TriageParams = TriageParams()
     change_risk: ChangeRiskParams = ChangeRiskParams()
     drift: DriftParams = DriftParams()
+    promotion: PromotionParams = PromotionParams()
 
     def table(self, name: str) -> TicketsParams | ChangesParams:
         if name == "tickets":

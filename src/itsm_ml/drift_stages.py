@@ -221,7 +221,14 @@ def _log_to_registry(
     client = mlflow.MlflowClient()
     for name in ("drift.html", "timeline.png", "drift.json"):
         client.log_artifact(registered["run_id"], str(out / name), "drift")
-    for key in ("windows", "drifted_windows", "alert_windows", "estimate_mean_abs_error"):
+    keys = (
+        "windows",
+        "drifted_windows",
+        "alert_windows",
+        "alert_at_end",
+        "estimate_mean_abs_error",
+    )
+    for key in keys:
         value = summary[key]
         if isinstance(value, float) and np.isnan(value):
             continue

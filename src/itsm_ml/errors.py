@@ -17,3 +17,7 @@ class SourceError(ItsmMlError):
 
 class ValidationFailed(ItsmMlError):
     """A canonical table broke a critical rule or quarantined too many rows."""
+
+
+class NothingToPromote(ItsmMlError):
+    """The challenger already is the champion: no decision to make."""

@@ -87,6 +87,18 @@ def lineage_tags(root: Path, data_paths: list[str]) -> dict[str, str]:
     return tags
 
 
+def validation_tags(root: Path, table: str) -> dict[str, str]:
+    """Whether the training table passed validation, for the promotion gate's first check."""
+    metrics = root / "reports" / "validation" / f"{table}.metrics.json"
+    if not metrics.exists():
+        return {}
+    passed = bool(yaml.safe_load(metrics.read_text()).get("passed"))
+    return {
+        "validation.passed": str(passed).lower(),
+        "validation.report": f"reports/validation/{table}.html",
+    }
+
+
 def _dvc_hashes(lock: Path) -> dict[str, str]:
     stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
     found: dict[str, str] = {}

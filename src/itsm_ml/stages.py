@@ -188,6 +188,13 @@ def _note(outcome: object) -> str:
             f"{part} {outcome[part]['rows']:,}" for part in ("train", "valid", "test")
         )
         return f"{outcome['method']} split: {sizes}"
+    if isinstance(outcome, dict) and "promotion" in outcome:
+        if outcome["promotion"] is None:
+            return str(outcome["note"])
+        failed = [c["name"] for c in outcome["checks"] if not c["passed"]]
+        if outcome["passed"]:
+            return f"{outcome['model']} v{outcome['challenger']} promoted to champion"
+        return f"{outcome['model']} v{outcome['challenger']} refused: {'; '.join(failed)}"
     if isinstance(outcome, dict) and "alert_windows" in outcome:
         return (
             f"{outcome['model']} v{outcome['version']}: {outcome['drifted_windows']} of"

@@ -223,7 +223,12 @@ def evaluate(params: Params, target: str, root: Path) -> dict[str, Any]:
             **{f"baseline {n} accuracy": m["accuracy"] for n, m in baselines.items()},
             **{f"class {r['class']} f1": r["f1"] for _, r in per_class.iterrows()},
         },
-        tags={"target": target, "source": source, **registry.lineage_tags(root, [processed])},
+        tags={
+            "target": target,
+            "source": source,
+            **registry.lineage_tags(root, [processed]),
+            **registry.validation_tags(root, "tickets"),
+        },
         artifacts=[out / name for name in figures]
         + [out / "per_class.csv", out / "coverage_per_class.csv", layout.card],
         inputs={

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -67,7 +68,9 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     } | {f"{stage}@{target}" for stage in ("train", "evaluate") for target in TARGETS} | {
         "train_change_risk",
         "evaluate_change_risk",
-    } | {f"drift@{model}" for model in (*TARGETS, "change-risk")}
+    } | {
+        f"{stage}@{model}" for stage in ("drift", "promote") for model in (*TARGETS, "change-risk")
+    }
     return copy
 
 
@@ -204,3 +207,76 @@ def test_failed_validation_stops_and_changes_nothing_downstream(project: Path) -
         assert report["passed"] is False
     finally:
         set_param(project, "tickets.validation.min_rows", 100)
+
+
+# Last: it re-runs stage scripts by hand, which the dvc tests above must not see.
+def run_python(project: Path, code: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{project}/mlflow.db"}
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def cli(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_python(project, f"import sys; sys.argv = ['itsm-ml', *{list(args)!r}]\n"
+                      "from itsm_ml.cli import main; main()")  # fmt: skip
+
+
+def champion(project: Path, name: str) -> str:
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project}/mlflow.db")
+    return str(client.get_model_version_by_alias(name, "champion").version)
+
+
+def ledger(project: Path, name: str) -> list[dict[str, object]]:
+    lines = (project / "promotion-ledger.jsonl").read_text().splitlines()
+    return [e for e in map(json.loads, lines) if e["model"] == name]
+
+
+def test_the_gate_ledgers_every_decision_and_survives_a_crash_before_the_move(
+    project: Path,
+) -> None:
+    name = "ticket-category"
+    # The first run judged every model: each has a decision in the ledger.
+    for model in ("ticket-routing", "ticket-category", "ticket-priority", "change-risk"):
+        assert ledger(project, model)[0]["event"] == "decision"
+    assert champion(project, name) == "1"
+    # A new challenger (v2), with its drift record: the same model retrained, so let a tie
+    # pass (margin 0) to have a decision that moves the alias.
+    set_param(project, "promotion.margin", 0.0)
+    # The failed-validation test above left a failed report; validate again (it passes).
+    assert dvc(project, "repro", "validate@tickets").returncode == 0
+    for script in ("evaluate.py --target category", "drift.py --model category"):
+        done = run_python(project, f"import runpy, sys; sys.argv = ['x', *{script.split()[1:]!r}]\n"
+                          f"runpy.run_path('pipelines/{script.split()[0]}', run_name='__main__')")  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+    # The process dies after the checks passed and the decision was written, before the move.
+    crash = run_python(
+        project,
+        "import os\nfrom pathlib import Path\nimport itsm_ml.promotion_stages as gate\n"
+        "from itsm_ml.config import load_params\n"
+        "gate._move_alias = lambda *args: os._exit(17)\n"
+        "gate.promote(load_params(Path('params.yaml')), 'category', Path.cwd())\n",
+    )
+    assert crash.returncode == 17, crash.stderr[-2000:]
+    assert champion(project, name) == "1"  # the old champion still serves
+    last = ledger(project, name)[-1]
+    assert last["event"] == "decision" and last["passed"] is True and last["challenger"] == "2"
+    # Run again: promoted, and the move is ledgered after the decision.
+    promoted = cli(project, "promote", "category")
+    assert promoted.returncode == 0, promoted.stdout + promoted.stderr
+    assert champion(project, name) == "2"
+    assert ledger(project, name)[-1] == {**ledger(project, name)[-1], "event": "alias moved",
+                                         "version": "2", "previous": "1"}  # fmt: skip
+    again = cli(project, "promote", "category")
+    assert again.returncode == 1 and "already is the champion" in again.stderr
+    back = cli(project, "rollback", "category")
+    assert back.returncode == 0 and champion(project, name) == "1"
+    shown = cli(project, "history", "category")
+    assert shown.returncode == 0 and "rollback" in shown.stdout and "alias moved" in shown.stdout
