@@ -236,5 +236,8 @@ def stage(params: Params, item: str, root: Path) -> dict[str, Any]:
     try:
         decision = promote(params, item, root)
     except NothingToPromote as exc:
-        return {"promotion": None, "note": str(exc)}
+        # Nothing new to judge: the report says so rather than keep a stale decision.
+        outcome = {"promotion": None, "note": str(exc)}
+        io.write_json(outcome, root / "reports" / "promotion" / f"{item}.json")
+        return outcome
     return {"promotion": decision.passed, **decision.to_dict()}
