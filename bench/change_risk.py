@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import numpy as np
 import pandas as pd
 import yaml
 from machine import machine
+from pyfunc_speed import pyfunc_against_bare
 
 ROOT = Path(__file__).parents[1]
 PROJECTS = ("qt", "openstack", "platform", "gerrit", "go", "jdt")
@@ -52,14 +52,6 @@ def load(project: str, datasets: str) -> tuple[pd.DataFrame, list[str]]:
     return load_table("changes", source), list(block["numeric"])
 
 
-def quality(
-    failed: np.ndarray, score: np.ndarray, *, is_probability: bool = True
-) -> dict[str, float]:
-    from itsm_ml.risk_evaluation import risk_metrics
-
-    return risk_metrics(failed, score, is_probability=is_probability)
-
-
 def logistic(
     fit: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame, numeric: list[str]
 ) -> np.ndarray:
@@ -81,6 +73,7 @@ def logistic(
 def run(datasets: str, threads: int) -> tuple[list[dict[str, Any]], float]:
     from itsm_ml.change_risk_stages import build_scorer
     from itsm_ml.config import ChangeRiskParams
+    from itsm_ml.risk_evaluation import risk_metrics
     from itsm_ml.split import ordered_cut
 
     rows: list[dict[str, Any]] = []
@@ -95,14 +88,14 @@ def run(datasets: str, threads: int) -> tuple[list[dict[str, Any]], float]:
             {
                 "project": project,
                 "model": "la alone",
-                **quality(failed, test["la"].to_numpy(dtype=float), is_probability=False),
+                **risk_metrics(failed, test["la"].to_numpy(dtype=float), is_probability=False),
             }
         )
         rows.append(
             {
                 "project": project,
                 "model": "logistic regression",
-                **quality(failed, logistic(fit, valid, test, numeric)),
+                **risk_metrics(failed, logistic(fit, valid, test, numeric)),
             }
         )
         # The scorer the pipeline ships, with the defaults of params.yaml and this source's
@@ -113,7 +106,7 @@ def run(datasets: str, threads: int) -> tuple[list[dict[str, Any]], float]:
             {
                 "project": project,
                 "model": "itsm-ml change risk",
-                **quality(failed, scorer.predict_proba(test)[:, 1]),
+                **risk_metrics(failed, scorer.predict_proba(test)[:, 1]),
             }
         )
     return rows, time.perf_counter() - started
@@ -127,13 +120,8 @@ def scoring_speed(threads: int) -> dict[str, float]:
     """
     from datetime import date
 
-    import joblib
-    import mlflow
-
     from itsm_ml.change_risk_stages import build_scorer
     from itsm_ml.config import ChangeRiskParams, GeneratorSource
-    from itsm_ml.models.pyfunc import MODEL_ARTIFACT, RespondingPyfunc
-    from itsm_ml.registry import input_schema, pip_requirements
     from itsm_ml.sources import load_table
     from itsm_ml.split import time_split
 
@@ -146,45 +134,9 @@ def scoring_speed(threads: int) -> dict[str, float]:
     split = time_split(changes, "opened_at", 0.15, 0.5)
     scorer = build_scorer(ChangeRiskParams(n_jobs=threads)).fit(split.train, split.valid)
     batch = split.test[scorer.input_columns_].head(10_000).reset_index(drop=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        joblib.dump(scorer, Path(tmp) / "m.joblib")
-        # As the registry logs it: the same signature, every input column optional.
-        signature = mlflow.models.infer_signature(batch.head(3), scorer.respond(batch.head(3)))
-        signature.inputs = input_schema(batch)
-        mlflow.pyfunc.save_model(
-            str(Path(tmp) / "pyfunc"),
-            python_model=RespondingPyfunc(),
-            artifacts={MODEL_ARTIFACT: str(Path(tmp) / "m.joblib")},
-            code_paths=[str(ROOT / "src" / "itsm_ml")],
-            signature=signature,
-            input_example=batch.head(3),
-            pip_requirements=pip_requirements(),
-        )
-        loaded = mlflow.pyfunc.load_model(str(Path(tmp) / "pyfunc"))
-        bare, wrapped, probability_only = [], [], []
-        for _ in range(3):  # interleaved, medians
-            started = time.perf_counter()
-            scorer.respond(batch)
-            bare.append(time.perf_counter() - started)
-            started = time.perf_counter()
-            loaded.predict(batch)
-            wrapped.append(time.perf_counter() - started)
-            started = time.perf_counter()
-            scorer.predict_proba(batch)
-            probability_only.append(time.perf_counter() - started)
-        single = []
-        for i in range(200):
-            started = time.perf_counter()
-            loaded.predict(batch.iloc[[i]])
-            single.append(time.perf_counter() - started)
-    return {
-        "rows": len(batch),
-        "bare_s": float(np.median(bare)),
-        "pyfunc_s": float(np.median(wrapped)),
-        "probability_only_s": float(np.median(probability_only)),
-        "p50_ms": float(np.percentile(single, 50) * 1000),
-        "p99_ms": float(np.percentile(single, 99) * 1000),
-    }
+    return pyfunc_against_bare(
+        scorer, batch, single_calls=200, also={"probability_only_s": scorer.predict_proba}
+    )
 
 
 def report(

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ import numpy as np
 import pandas as pd
 import yaml
 from machine import machine
+from pyfunc_speed import pyfunc_against_bare
 
 ROOT = Path(__file__).parents[1]
 
@@ -264,49 +264,13 @@ def endava(datasets: str) -> list[dict[str, Any]]:
 
 def scoring_speed(fitted: Any, tickets: pd.DataFrame) -> dict[str, float]:
     """The pyfunc against the bare model on the same 10,000 tickets, and one-ticket latency."""
-    import joblib
-    import mlflow
-
-    from itsm_ml.models.pyfunc import MODEL_ARTIFACT, RespondingPyfunc
-    from itsm_ml.registry import pip_requirements
-
     columns = [*fitted.categorical_]
     batch = (
         tickets[columns]
         .sample(10_000, replace=len(tickets) < 10_000, random_state=0)
         .reset_index(drop=True)
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        joblib.dump(fitted, Path(tmp) / "m.joblib")
-        mlflow.pyfunc.save_model(
-            str(Path(tmp) / "pyfunc"),
-            python_model=RespondingPyfunc(),
-            artifacts={MODEL_ARTIFACT: str(Path(tmp) / "m.joblib")},
-            code_paths=[str(ROOT / "src" / "itsm_ml")],
-            input_example=batch.head(3),
-            pip_requirements=pip_requirements(),
-        )
-        loaded = mlflow.pyfunc.load_model(str(Path(tmp) / "pyfunc"))
-        bare, wrapped = [], []
-        for _ in range(3):  # interleaved, medians
-            started = time.perf_counter()
-            fitted.respond(batch)
-            bare.append(time.perf_counter() - started)
-            started = time.perf_counter()
-            loaded.predict(batch)
-            wrapped.append(time.perf_counter() - started)
-        single = []
-        for i in range(300):
-            one = batch.iloc[[i]]
-            started = time.perf_counter()
-            loaded.predict(one)
-            single.append(time.perf_counter() - started)
-    return {
-        "bare_s": float(np.median(bare)),
-        "pyfunc_s": float(np.median(wrapped)),
-        "p50_ms": float(np.percentile(single, 50) * 1000),
-        "p99_ms": float(np.percentile(single, 99) * 1000),
-    }
+    return pyfunc_against_bare(fitted, batch, single_calls=300)
 
 
 def table(rows: list[dict[str, Any]], extra: tuple[str, ...] = ()) -> str:

@@ -107,7 +107,7 @@ def _period(frame: pd.DataFrame) -> str:
     return f"{times.min():%Y-%m-%d} to {times.max():%Y-%m-%d}" if len(times) else "no timestamps"
 
 
-def _baselines(
+def baseline_guesses(
     train_rows: pd.DataFrame, test: pd.DataFrame, size_column: str
 ) -> dict[str, tuple[np.ndarray, bool]]:
     """What a change manager would do without the model: the change type's past failure rate
@@ -166,7 +166,7 @@ def evaluate(params: Params, item: str, root: Path) -> dict[str, Any]:
     }
     baselines = {
         name: rev.risk_metrics(failed, guess, is_probability=is_probability)
-        for name, (guess, is_probability) in _baselines(
+        for name, (guess, is_probability) in baseline_guesses(
             train_rows, test, settings.size_column
         ).items()
     }

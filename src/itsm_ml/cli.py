@@ -354,10 +354,10 @@ def history(
     params_path: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Print the promotion ledger of a model: decisions, moves and rollbacks, oldest first."""
-    from itsm_ml.promotion_stages import _registered_name, ledger
+    from itsm_ml.promotion_stages import ledger, registered_name
 
     params, root = _project(params_path)
-    name = _registered_name(params, model.value)
+    name = registered_name(params, model.value)
     view = Table(title=f"promotion ledger of {name} ({ledger(root).path})")
     for header in ("at", "event", "by", "version", "outcome"):
         view.add_column(header)

@@ -1,4 +1,4 @@
-"""Performance of a model in production: estimated before the labels arrive, realised after.
+"""Performance of a model in production, estimated before the labels arrive.
 
 Tickets close days after they open and a change's outcome is known weeks after it, so the
 realised accuracy of a window of current records is late. A calibrated model can estimate it
@@ -12,7 +12,6 @@ figure once the labels are in.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 
 def estimated_accuracy(probabilities: np.ndarray) -> float:
@@ -45,21 +44,3 @@ def estimated_auc(probability: np.ndarray) -> float:
     correct = np.sum(ranked * (start_below + 0.5 * within))
     pairs = np.sum(p) * np.sum(1 - p) - np.sum(p * (1 - p))
     return float(correct / pairs) if pairs > 0 else float("nan")
-
-
-def realised_by_close(
-    frame: pd.DataFrame,
-    *,
-    close_column: str,
-    correct: pd.Series,
-    period: str,
-) -> pd.DataFrame:
-    """Realised accuracy per calendar window of the close time: only closed records count,
-    each in the window where its label became known."""
-    closed = frame[close_column].notna()
-    data = pd.DataFrame(
-        {"closed_at": frame.loc[closed, close_column], "correct": correct[closed].astype(float)}
-    )
-    grouped = data.groupby(pd.Grouper(key="closed_at", freq=period))["correct"]
-    table = grouped.agg(["size", "mean"]).rename(columns={"size": "labelled", "mean": "accuracy"})
-    return table[table.labelled > 0].reset_index()

@@ -1,6 +1,6 @@
 """The promotion gate: `champion` moves to the challenger only if every check passes.
 
-The decision is a pure function of figures (`decide`); the side effects are thin and in a
+The decision is a pure function of figures (the checks below, then `Decision`); the side effects are thin and in a
 fixed order: the decision goes to the append-only ledger first, whatever it is; only a passed
 decision moves the alias; a second ledger line records that the move was applied. A crash
 between the two leaves the old champion serving and the ledger saying the move never happened.
@@ -182,16 +182,6 @@ def drift_check(tags: dict[str, str]) -> Check:
         f"{tags.get('drift.alert_windows', '?')} alert windows of"
         f" {tags.get('drift.windows', '?')}; persistent drift at the end: {state}",
     )
-
-
-def decide(
-    model: str,
-    challenger: str,
-    champion: str | None,
-    checks: list[Check],
-    suggest_only: tuple[str, ...] = (),
-) -> Decision:
-    return Decision(model, challenger, champion, tuple(checks), suggest_only)
 
 
 def actor() -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +13,11 @@ from itsm_ml.config import Params
 from itsm_ml.errors import ItsmMlError, NothingToPromote
 from itsm_ml.promotion import (
     LEDGER_NAME,
+    Check,
     Decision,
     Ledger,
     actor,
     compare,
-    decide,
     drift_check,
     routing_check,
     validation_check,
@@ -78,7 +77,7 @@ def _baseline(
     train = io.read_table(Layout(root, target.table).split("train"))
     truth = frame[target.label]
     if target.table == "changes":
-        guesses = change_risk_stages._baselines(train, frame, params.change_risk.size_column)
+        guesses = change_risk_stages.baseline_guesses(train, frame, params.change_risk.size_column)
         found = {
             name: risk_metrics(truth.astype(bool).to_numpy(), guess, is_probability=calibrated)
             for name, (guess, calibrated) in guesses.items()
@@ -90,7 +89,9 @@ def _baseline(
             name: window_metrics(
                 "tickets", pd.DataFrame({"label": guess, "probability": 1.0}), truth
             )
-            for name, guess in triage_stages._baselines(parts, spec.label, spec.at_open).items()
+            for name, guess in triage_stages.baseline_guesses(
+                parts, spec.label, spec.at_open
+            ).items()
         }
     primary = next(iter(METRICS[target.table]))
     name = max(found, key=lambda n: found[n][primary])
@@ -104,7 +105,6 @@ def promote(
     root: Path,
     *,
     window: Path | None = None,
-    move: Callable[[Any, str, str], None] | None = None,
 ) -> Decision:
     """Run the gate for one model; ledger the decision; move `champion` only if it passed."""
     import mlflow
@@ -114,7 +114,7 @@ def promote(
 
     target = monitored(params, item, root)
     client = _client(root)
-    name = _registered_name(params, item)
+    name = registered_name(params, item)
     challenger = _version(client, name, CHALLENGER)
     if challenger is None:
         raise ItsmMlError(f"{name} has no `{CHALLENGER}` version to promote")
@@ -127,7 +127,7 @@ def promote(
     measured = window_metrics(target.table, answer, truth)
     # Lineage and validation were tagged on the training run, drift on the version itself.
     tags = {**client.get_run(challenger.run_id).data.tags, **challenger.tags}
-    checks = [validation_check(tags)]
+    checks: list[Check] = [validation_check(tags)]
     if champion is not None:
         previous = mlflow.pyfunc.load_model(f"models:/{name}/{champion.version}").predict(frame)
         reference = window_metrics(target.table, previous, truth)
@@ -148,11 +148,11 @@ def promote(
         )
         checks.append(check)
     checks.append(drift_check(tags))
-    decision = decide(
+    decision = Decision(
         name,
         str(challenger.version),
         str(champion.version) if champion else None,
-        checks,
+        tuple(checks),
         suggest_only,
     )
     book = ledger(root)
@@ -168,7 +168,7 @@ def promote(
             client.set_model_version_tag(
                 name, str(challenger.version), "suggest_only", json.dumps(list(suggest_only))
             )
-        (move or _move_alias)(client, name, str(challenger.version))
+        _move_alias(client, name, str(challenger.version))
         book.append(
             {
                 "event": "alias moved",
@@ -194,7 +194,7 @@ def rollback(params: Params, item: str, root: Path) -> dict[str, Any]:
     """`champion` back to the version it replaced, ledgered like a promotion."""
     from itsm_ml.registry import CHAMPION
 
-    name = _registered_name(params, item)
+    name = registered_name(params, item)
     client = _client(root)
     book = ledger(root)
     current = _version(client, name, CHAMPION)
@@ -223,7 +223,7 @@ def rollback(params: Params, item: str, root: Path) -> dict[str, Any]:
     )
 
 
-def _registered_name(params: Params, item: str) -> str:
+def registered_name(params: Params, item: str) -> str:
     if item == "change-risk":
         return params.change_risk.registered_model
     if item not in params.triage.targets:

@@ -99,7 +99,7 @@ def train(params: Params, target: str, root: Path) -> dict[str, Any]:
     return summary
 
 
-def _baselines(
+def baseline_guesses(
     parts: dict[str, pd.DataFrame], label: str, at_open: str | None
 ) -> dict[str, pd.Series]:
     train_labels = parts["train"][label].dropna().astype(str)
@@ -158,7 +158,7 @@ def evaluate(params: Params, target: str, root: Path) -> dict[str, Any]:
     }
     baselines = {
         name: ev.classification_metrics(truth, guess.reset_index(drop=True))
-        for name, guess in _baselines(parts, spec.label, spec.at_open).items()
+        for name, guess in baseline_guesses(parts, spec.label, spec.at_open).items()
     }
 
     out = layout.reports

@@ -44,6 +44,18 @@ def ran(result: subprocess.CompletedProcess[str]) -> set[str]:
     }
 
 
+def run_python(project: Path, code: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{project}/mlflow.db"}
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Tracked files of the project, as a fresh clone has them, with small generated tables."""
@@ -102,15 +114,7 @@ def test_triage_models_are_evaluated_and_registered_as_challenger(project: Path)
         "odd = model.predict(pd.DataFrame({'caller': ['never seen'], 'text': ['']}))\n"
         "print(len(answer), sorted(answer.columns), odd.notes.iloc[0])\n"
     )
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{project}/mlflow.db"}
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_python(project, script)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.startswith("20 ['auto_route', 'label', 'notes', 'probability', ")
     assert "unseen caller" in result.stdout and "no text" in result.stdout
@@ -138,15 +142,7 @@ def test_change_risk_is_evaluated_and_registered_as_challenger(project: Path) ->
         "print(answer.band.tolist(), answer.probability.between(0, 1).all())\n"
         "print(answer.conflicts.iloc[0])\n"
     )
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{project}/mlflow.db"}
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_python(project, script)
     assert result.returncode == 0, result.stderr[-2000:]
     columns, bands, conflicts = result.stdout.splitlines()[-3:]
     assert columns == "['band', 'conflicts', 'probability', 'reasons']"
@@ -210,18 +206,6 @@ def test_failed_validation_stops_and_changes_nothing_downstream(project: Path) -
 
 
 # Last: it re-runs stage scripts by hand, which the dvc tests above must not see.
-def run_python(project: Path, code: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{project}/mlflow.db"}
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
 def cli(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return run_python(project, f"import sys; sys.argv = ['itsm-ml', *{list(args)!r}]\n"
                       "from itsm_ml.cli import main; main()")  # fmt: skip

@@ -1,13 +1,12 @@
-"""Performance estimated from calibrated probabilities, and realised once labels arrive."""
+"""Performance estimated from calibrated probabilities."""
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from itsm_ml.performance import estimated_accuracy, estimated_auc, realised_by_close
+from itsm_ml.performance import estimated_accuracy, estimated_auc
 
 
 def test_estimated_accuracy_matches_the_realised_one_when_calibrated() -> None:
@@ -37,17 +36,3 @@ def test_estimated_auc_matches_the_realised_one_when_calibrated() -> None:
     p = rng.beta(1.2, 6, 5000)
     realised = np.mean([roc_auc_score(rng.random(len(p)) < p, p) for _ in range(30)])
     assert estimated_auc(p) == pytest.approx(realised, abs=0.01)
-
-
-def test_realised_accuracy_counts_closed_records_by_close_time() -> None:
-    frame = pd.DataFrame(
-        {
-            "closed_at": pd.to_datetime(
-                ["2025-01-01", "2025-01-02", "2025-01-09", None, "2025-01-10"]
-            )
-        }
-    )
-    correct = pd.Series([True, False, True, True, True])
-    table = realised_by_close(frame, close_column="closed_at", correct=correct, period="7D")
-    assert table.labelled.tolist() == [2, 2]
-    assert table.accuracy.tolist() == [0.5, 1.0]

@@ -11,9 +11,9 @@ import pytest
 from itsm_ml.config import PromotionParams
 from itsm_ml.errors import ItsmMlError
 from itsm_ml.promotion import (
+    Decision,
     Ledger,
     compare,
-    decide,
     drift_check,
     routing_check,
     validation_check,
@@ -77,8 +77,8 @@ def test_validation_and_drift_records_are_required() -> None:
 
 def test_a_decision_passes_only_if_every_check_does() -> None:
     ok, refused = validation_check({"validation.passed": "true"}), drift_check({})
-    assert decide("m", "2", "1", [ok]).passed
-    decision = decide("m", "2", "1", [ok, refused])
+    assert Decision("m", "2", "1", (ok,)).passed
+    decision = Decision("m", "2", "1", (ok, refused))
     assert not decision.passed and decision.to_dict()["checks"][1]["passed"] is False
 
 

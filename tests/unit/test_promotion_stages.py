@@ -46,7 +46,7 @@ def test_the_window_must_be_a_labelled_canonical_parquet(tmp_path: Path) -> None
 
 
 def test_models_are_named_as_registered() -> None:
-    assert promotion_stages._registered_name(PARAMS, "routing") == "ticket-routing"
-    assert promotion_stages._registered_name(PARAMS, "change-risk") == "change-risk"
+    assert promotion_stages.registered_name(PARAMS, "routing") == "ticket-routing"
+    assert promotion_stages.registered_name(PARAMS, "change-risk") == "change-risk"
     with pytest.raises(ItsmMlError, match="unknown model 'sla'"):
-        promotion_stages._registered_name(PARAMS, "sla")
+        promotion_stages.registered_name(PARAMS, "sla")

@@ -17,7 +17,12 @@ import numpy as np
 import pandas as pd
 
 from itsm_ml.config import ConflictParams, HistoryParams
-from itsm_ml.features.conflicts import conflict_features, conflict_report, has_planned_windows
+from itsm_ml.features.conflicts import (
+    conflict_features,
+    conflict_report,
+    has_planned_windows,
+    visible_pairs,
+)
 from itsm_ml.features.history import outcome_history
 
 ID, TIME, OUTCOME = "change_id", "opened_at", "label_failed"
@@ -110,14 +115,14 @@ class ChangeFeaturizer:
         rules = self.conflicts or ConflictParams()
         return [k for k in rules.keys if k in changes]
 
-    def _derived(self, changes: pd.DataFrame) -> pd.DataFrame:
+    def _derived(self, changes: pd.DataFrame, pairs: pd.DataFrame | None = None) -> pd.DataFrame:
         """Features of every row of `changes`, using only `changes` itself."""
         parts: list[pd.DataFrame] = [
             changes[[c for c in self.numeric if c in changes]].apply(pd.to_numeric, errors="coerce")
         ]
         if has_planned_windows(changes):
             parts.append(window_features(changes))
-            parts.append(conflict_features(changes, self.conflicts or ConflictParams()))
+            parts.append(conflict_features(changes, self.conflicts or ConflictParams(), pairs))
         keys = [k for k in getattr(self, "history_keys_", []) if k in changes]
         if keys and TIME in changes:
             history = self.history or HistoryParams()
@@ -152,8 +157,14 @@ class ChangeFeaturizer:
         union, rows = self._with_context(changes)
         return self._features_of(union, rows, changes.index)
 
-    def _features_of(self, union: pd.DataFrame, rows: np.ndarray, index: pd.Index) -> pd.DataFrame:
-        features = self._derived(union).iloc[rows].copy()
+    def _features_of(
+        self,
+        union: pd.DataFrame,
+        rows: np.ndarray,
+        index: pd.Index,
+        pairs: pd.DataFrame | None = None,
+    ) -> pd.DataFrame:
+        features = self._derived(union, pairs).iloc[rows].copy()
         for column in self.numeric_:
             if column not in features:
                 features[column] = np.nan
@@ -162,18 +173,15 @@ class ChangeFeaturizer:
                 features[column] = pd.Series(pd.NA, index=features.index, dtype="string")
         return features[[*self.numeric_, *self.categorical_]].set_axis(index)
 
-    def conflicts_of(self, changes: pd.DataFrame) -> list[list[str]]:
-        """The conflict report of each change, against the context and the other changes."""
-        union, rows = self._with_context(changes)
-        return conflict_report(union, self.conflicts or ConflictParams(), rows=rows)
-
     def transform_with_conflicts(
         self, changes: pd.DataFrame
     ) -> tuple[pd.DataFrame, list[list[str]]]:
-        """`transform` and `conflicts_of` in one pass over the context (what scoring needs)."""
+        """Features and the conflict report in one pass over the context (what scoring needs)."""
         union, rows = self._with_context(changes)
-        report = conflict_report(union, self.conflicts or ConflictParams(), rows=rows)
-        return self._features_of(union, rows, changes.index), report
+        rules = self.conflicts or ConflictParams()
+        pairs = visible_pairs(union, rules) if has_planned_windows(union) else None
+        report = conflict_report(union, rules, rows=rows, pairs=pairs)
+        return self._features_of(union, rows, changes.index, pairs), report
 
     def get_params(self, deep: bool = False) -> dict[str, Any]:
         return {

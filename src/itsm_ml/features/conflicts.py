@@ -103,7 +103,15 @@ def has_planned_windows(changes: pd.DataFrame) -> bool:
     return "planned_start" in changes and bool(changes["planned_start"].notna().any())
 
 
-def conflict_features(changes: pd.DataFrame, rules: ConflictParams) -> pd.DataFrame:
+def visible_pairs(changes: pd.DataFrame, rules: ConflictParams) -> pd.DataFrame:
+    """Every (row, other, key) where `row` sees `other` overlap it on `key`: computed once,
+    it serves both the features and the report of a batch."""
+    return _visible_pairs(changes, [key for key in rules.keys if key in changes])
+
+
+def conflict_features(
+    changes: pd.DataFrame, rules: ConflictParams, pairs: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Per change: overlapping changes seen per key, blackout and off-hours flags (0/1).
 
     All missing (NaN) for a change without a planned start; an empty frame for a table
@@ -113,7 +121,7 @@ def conflict_features(changes: pd.DataFrame, rules: ConflictParams) -> pd.DataFr
         return pd.DataFrame(index=changes.index)
     planned = changes["planned_start"].notna()
     keys = [key for key in rules.keys if key in changes]
-    pairs = _visible_pairs(changes, keys)
+    pairs = visible_pairs(changes, rules) if pairs is None else pairs
     features = {}
     for key in keys:
         rows = pairs.loc[pairs.key == key, "row"].to_numpy(dtype=np.int64)
@@ -130,7 +138,10 @@ def conflict_features(changes: pd.DataFrame, rules: ConflictParams) -> pd.DataFr
 
 
 def conflict_report(
-    changes: pd.DataFrame, rules: ConflictParams, rows: Sequence[int] | np.ndarray | None = None
+    changes: pd.DataFrame,
+    rules: ConflictParams,
+    rows: Sequence[int] | np.ndarray | None = None,
+    pairs: pd.DataFrame | None = None,
 ) -> list[list[str]]:
     """Per change, the conflicts a change manager reads: what overlaps, where and when.
 
@@ -142,7 +153,7 @@ def conflict_report(
     if not has_planned_windows(changes):
         return [report[int(row)] for row in wanted]
     keys = [key for key in rules.keys if key in changes]
-    pairs = _visible_pairs(changes, keys)
+    pairs = visible_pairs(changes, rules) if pairs is None else pairs
     pairs = pairs[np.isin(pairs.row.to_numpy(dtype=np.int64), wanted)]
     ids = (
         changes["change_id"].astype("string").fillna("?").to_numpy(dtype=object)

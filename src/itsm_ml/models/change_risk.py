@@ -201,10 +201,6 @@ class ChangeRiskModel:
             for row in range(len(features))
         ]
 
-    def reasons(self, X: pd.DataFrame) -> list[list[str]]:
-        """The largest contributions to each change's score, as 'feature=value (+/-)'."""
-        return self._reasons(*self._contributions(X))
-
     def respond(self, X: pd.DataFrame) -> pd.DataFrame:
         """What the change manager sees: probability of failure, band, reasons."""
         features, contributions = self._contributions(X)
