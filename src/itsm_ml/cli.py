@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -40,6 +41,8 @@ out = Console()
 
 EXIT_VALID, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 EXIT_REFUSED = 4  # the promotion gate said no: a decision, not an error
+EXIT_DRIFT_ALERT = 3  # a champion's data or performance drifted persistently
+EXIT_DATA_REJECTED = 5  # retrain: the new data failed validation; nothing downstream ran
 
 
 class SourceKind(StrEnum):
@@ -373,6 +376,132 @@ def history(
             outcome, version = f"{entry['alias']} moved", f"v{entry['version']}"
         view.add_row(entry["at"], entry["event"], entry["actor"], version, outcome)
     out.print(view)
+
+
+@app.command()
+def monitor(
+    models: Annotated[
+        list[ModelName] | None,
+        typer.Argument(help="Which models to watch (default: all with a champion)."),
+    ] = None,
+    tickets: Annotated[
+        Path | None,
+        typer.Option(help="Current tickets (canonical .parquet); default: the last validated."),
+    ] = None,
+    changes: Annotated[
+        Path | None,
+        typer.Option(help="Current changes (canonical .parquet); default: the last validated."),
+    ] = None,
+    params_path: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Judge the newest windows of current data for each champion; for cron and CI.
+
+    Exit 0: no alert; 3: drift alert (data or performance drifted in the last `persistence`
+    windows) on at least one model; 1: error (monitoring itself is broken, which outranks an
+    alert). Reports: reports/monitor/<model>.json and .html; tags on the champion version.
+    """
+    from itsm_ml.monitoring import ALERT, current_table, watch
+    from itsm_ml.promotion_stages import registered_name
+
+    params, root = _project(params_path)
+    chosen = [m.value for m in models] if models else [m.value for m in ModelName]
+    given = {"tickets": tickets, "changes": changes}
+    tables: dict[str, Any] = {}
+    headers = ("model", "champion", "newest window", "rows", "status", "why", "performance")
+    rows: list[list[str]] = []
+    errors = alerts = 0
+    for item in chosen:
+        table = "changes" if item == ModelName.change_risk.value else "tickets"
+        try:
+            with console.status(f"watching {item}"):
+                if table not in tables:
+                    tables[table] = current_table(root, table, given[table])
+                found = watch(params, item, root, tables[table])
+        except ItsmMlError as exc:
+            errors += 1
+            console.print(f"[red]error:[/red] {item}: {escape(str(exc))}")
+            rows.append(
+                [
+                    registered_name(params, item),
+                    "",
+                    "",
+                    "",
+                    "[red]error[/red]",
+                    escape(str(exc)),
+                    "",
+                ]
+            )
+            continue
+        alerts += found.status == ALERT
+        rows.append(_watch_row(found))
+    if out.is_terminal:
+        view = Table(*headers, title="champions against the newest data")
+        for row in rows:
+            view.add_row(*row)
+        out.print(view)
+    else:  # cron mail and CI logs: one greppable line per model
+        for row in rows:
+            line = " | ".join(f"{h}: {v}" for h, v in zip(headers, row, strict=True) if v)
+            out.print(line, soft_wrap=True)
+    if errors:
+        raise typer.Exit(EXIT_INVALID)
+    raise typer.Exit(EXIT_DRIFT_ALERT if alerts else EXIT_VALID)
+
+
+def _watch_row(found: Any) -> list[str]:
+    latest = found.latest
+    if latest is None:
+        return [found.model, "none", "", "", found.status, "nothing serves, nothing to watch", ""]
+    colour = {"alert": "red", "drift": "yellow", "fine": "green"}.get(found.status, "white")
+    why = ", ".join(latest["drifted_features"][:3])
+    check = latest["performance_check"]
+    if check["drifted"]:
+        why = ", ".join(filter(None, [why, f"{check['metric']} below its promise"]))
+    performance = f"estimated {latest['performance']['estimated']:.3f}"
+    if check["has_verdict"]:
+        performance += (
+            f"; {check['rows']} {check['basis']}: {check['realised']:.3f}"
+            f" (promised {check['estimated']:.3f})"
+        )
+    return [
+        found.model,
+        f"v{found.version}",
+        latest["window"],
+        str(latest["rows"]),
+        f"[{colour}]{found.status}[/{colour}]",
+        why or "-",
+        performance,
+    ]
+
+
+@app.command()
+def retrain(params_path: ParamsOption = Path("params.yaml")) -> None:
+    """Re-read the sources and run the pipeline; the promotion gate, its last stage, decides.
+
+    Exit 0: the pipeline ran (each decision printed: promoted or refused); 5: new data
+    failed validation (nothing retrained, no alias moved); 1: another failure.
+    """
+    from itsm_ml.retraining import retrain as run_pipeline
+
+    _, root = _project(params_path)
+    result = run_pipeline(
+        root, echo=lambda line: console.print(line, markup=False, highlight=False)
+    )
+    for decision in result.decisions:
+        failed = [c["name"] for c in decision["checks"] if not c["passed"]]
+        verdict = "promoted" if decision["passed"] else "refused: " + "; ".join(failed)
+        out.print(f"{decision['model']} v{decision['challenger']}: {verdict}")
+    if result.succeeded:
+        if not result.decisions:
+            out.print("no model retrained: the sources hold no new data")
+        raise typer.Exit(EXIT_VALID)
+    if result.rejected:
+        out.print(
+            f"[red]new data rejected by validation: {', '.join(result.rejected)}; nothing"
+            " downstream ran and no alias moved (see reports/validation/)[/red]"
+        )
+        raise typer.Exit(EXIT_DATA_REJECTED)
+    raise typer.Exit(EXIT_INVALID)
 
 
 def main() -> None:

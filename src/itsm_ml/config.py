@@ -447,6 +447,12 @@ class DriftThresholds(_Strict):
     emerging_term_share: float = Field(
         0.03, gt=0, le=1, description="Share of window texts with a term rare in reference."
     )
+    performance_drop: float = Field(
+        0.05,
+        gt=0,
+        le=1,
+        description="Realised accuracy (or ROC AUC) this far below the estimate counts (with z).",
+    )
 
 
 class DriftParams(_Strict):

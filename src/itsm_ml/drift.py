@@ -113,7 +113,10 @@ class ReferenceProfile:
         numeric: Sequence[str] = (),
         categorical: Sequence[str] = (),
         text: str | None = None,
+        time: pd.Series | np.ndarray | None = None,
     ) -> ReferenceProfile:
+        """Profile `frame`; with `time` (one timestamp per row), new values are expected at
+        the rate the reference's own latest fifth brings (see `_novelty`)."""
         rng = np.random.default_rng(self.params.seed)
         self.rows_ = len(frame)
         sample = frame.iloc[
@@ -151,12 +154,16 @@ class ReferenceProfile:
                 continue
             kept_shares = shares[shares >= self.params.rare_share]
             kept_shares[OTHER] = float(shares[shares < self.params.rare_share].sum())
-            self.categorical_[column] = kept_shares
-            self.categorical_seen_[column] = set(shares.index)
             # Good-Turing: the share of values seen once estimates how often a new sample
             # brings a value never seen before, with no drift at all (callers, CIs: long tails).
             counts = frame[column].dropna().astype(str).value_counts()
-            self.categorical_unseen_[column] = float((counts == 1).sum() / max(counts.sum(), 1))
+            unseen = float((counts == 1).sum() / max(counts.sum(), 1))
+            churn = _churn(frame[column], time, set(kept_shares.index) - {OTHER})
+            if churn is not None and churn[0] > unseen:
+                unseen, kept_shares = churn[0], _as_later(kept_shares, *churn)
+            self.categorical_[column] = kept_shares
+            self.categorical_seen_[column] = set(shares.index)
+            self.categorical_unseen_[column] = unseen
         self.text_ = text if text and text in frame else None
         if self.text_ is not None:
             texts = sample[self.text_].fillna("").astype(str)
@@ -389,6 +396,44 @@ class ReferenceProfile:
                 },
             ),
         ]
+
+
+def _churn(
+    values: pd.Series, time: pd.Series | np.ndarray | None, kept: set[str]
+) -> tuple[float, float] | None:
+    """How the reference's latest fifth (by time) looks from its earlier part: the share of
+    it in values the earlier part never had, and the share in rare values it had.
+
+    Good-Turing assumes records arrive in no order; tickets arrive in time, and callers, CIs
+    and locations come and go, so a later period brings more never-seen values, and fewer of
+    the reference's rare ones, than a random sample would (the ServiceNow log: 18% of callers
+    in the last fifth of the training period are new to the first four fifths, where
+    Good-Turing expects 9%). That is what a later window shows with no drift.
+    """
+    if time is None or len(values) < 5 * _MIN_VALUES:
+        return None
+    when = pd.to_datetime(pd.Series(np.asarray(time)), errors="coerce")
+    if len(when) != len(values) or when.isna().any():
+        return None
+    ordered = values.reset_index(drop=True).iloc[np.argsort(when.to_numpy(), kind="stable")]
+    cut = int(0.8 * len(ordered))
+    early, late = ordered.iloc[:cut].dropna().astype(str), ordered.iloc[cut:].dropna().astype(str)
+    if len(late) < _MIN_VALUES:
+        return None
+    new = ~late.isin(set(early))
+    rare = ~new & ~late.isin(kept)
+    return float(new.mean()), float(rare.mean())
+
+
+def _as_later(kept_shares: pd.Series, new: float, rare: float) -> pd.Series:
+    """Reference shares re-weighted so that, with `new` added for never-seen values, the
+    bucket of rare values holds `rare`, as in the reference's latest fifth."""
+    other = min(rare / (1 - new), 1.0) if new < 1 else 0.0
+    frequent = kept_shares.drop(OTHER)
+    total = float(frequent.sum())
+    if total == 0:
+        return pd.Series({OTHER: 1.0})
+    return pd.concat([frequent / total * (1 - other), pd.Series({OTHER: other})])
 
 
 def _psi_z(index: float, bins: int, window_rows: int, reference_rows: int) -> float:

@@ -72,6 +72,23 @@ def timeline_figure(
     return cast("Figure", fig)
 
 
+def _check_html(check: dict[str, Any] | None) -> str:
+    """The performance check of a window: labels that arrived in it against their promise."""
+    if not check:
+        return ""
+    if not check["has_verdict"]:
+        return (
+            f'<br><span class="muted">{check["rows"]} records {html.escape(check["basis"])}:'
+            " too few to judge performance</span>"
+        )
+    css = "bad" if check["drifted"] else "ok"
+    return (
+        f'<br><span class="{css}">{html.escape(check["metric"])} of {check["rows"]} records'
+        f" {html.escape(check['basis'])}: {check['realised']:.3f} against"
+        f" {check['estimated']:.3f} promised (z {check['z']:.1f})</span>"
+    )
+
+
 def render_html(
     model: str, version: str, summary: dict[str, Any], reports: list[dict[str, Any]]
 ) -> str:
@@ -92,7 +109,7 @@ def render_html(
             else '<span class="bad">ALERT</span>'
             if report.get("alert")
             else '<span class="bad">drifted</span>'
-            if report["drifted"]
+            if report.get("flagged", report["drifted"])
             else '<span class="ok">quiet</span>'
         )
         detail = "".join(
@@ -103,7 +120,7 @@ def render_html(
         performance = report.get("performance", {})
         figures = " &middot; ".join(
             f"{esc(k)} {v:.3f}" for k, v in performance.items() if isinstance(v, float)
-        )
+        ) + _check_html(report.get("performance_check"))
         rows.append(
             f"<tr><td>{esc(report['window'])}</td><td>{report['rows']}</td><td>{status}</td>"
             f"<td><ul>{detail}</ul></td><td>{figures}</td></tr>"

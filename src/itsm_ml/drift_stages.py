@@ -17,11 +17,13 @@ import numpy as np
 import pandas as pd
 
 from itsm_ml import io
-from itsm_ml.config import Params
+from itsm_ml.config import DriftParams, Params
 from itsm_ml.errors import ItsmMlError
+from itsm_ml.performance import PerformanceDrift
 from itsm_ml.stages import Layout
 
 MODELS = ("routing", "category", "priority", "change-risk")
+PROFILE_FOLDER = "drift/reference"  # in each version's run: the profiles monitoring reads
 
 
 @dataclass(frozen=True)
@@ -65,28 +67,75 @@ class Monitored:
     def performance(
         self, probabilities: np.ndarray, frame: pd.DataFrame, model: Any
     ) -> dict[str, float]:
+        """Estimated from every record's probabilities (known at once); realised on the
+        records already labelled."""
         from sklearn.metrics import roc_auc_score
 
         from itsm_ml.performance import estimated_accuracy, estimated_auc
 
-        truth = frame[self.label]
+        known = frame[self.label].notna().to_numpy() if self.label in frame else None
+        if known is None:
+            known = np.zeros(len(frame), dtype=bool)
+        truth = frame[self.label][known] if self.label in frame else pd.Series(dtype=object)
         if self.table == "changes":
             failed = truth.astype(bool).to_numpy()
             realised = (
-                float(roc_auc_score(failed, probabilities[:, 1]))
+                float(roc_auc_score(failed, probabilities[known, 1]))
                 if len(set(failed.tolist())) == 2
                 else float("nan")
             )
             return {
                 "estimated": estimated_auc(probabilities[:, 1]),
                 "realised": realised,
+                "labelled": int(known.sum()),
                 "estimated_failure_rate": float(probabilities[:, 1].mean()),
-                "realised_failure_rate": float(failed.mean()),
+                "realised_failure_rate": float(failed.mean()) if len(failed) else float("nan"),
             }
         predicted = model.classes_[probabilities.argmax(axis=1)].astype(str)
-        known = truth.notna().to_numpy()
-        realised = float(np.mean(predicted[known] == truth[known].astype(str).to_numpy()))
-        return {"estimated": estimated_accuracy(probabilities), "realised": realised}
+        realised = (
+            float(np.mean(predicted[known] == truth.astype(str).to_numpy()))
+            if known.any()
+            else float("nan")
+        )
+        return {
+            "estimated": estimated_accuracy(probabilities),
+            "realised": realised,
+            "labelled": int(known.sum()),
+        }
+
+    def performance_check(
+        self, model: Any, labelled: pd.DataFrame, settings: DriftParams
+    ) -> PerformanceDrift:
+        """Realised performance of records whose label arrived, against their promise."""
+        from itsm_ml.performance import accuracy_drift, auc_drift
+
+        limits = settings.thresholds
+        rules = {"z": limits.z, "min_drop": limits.performance_drop}
+        truth = labelled[self.label]
+        if self.table == "changes":
+            if labelled.empty:
+                return auc_drift(
+                    np.empty(0), np.empty(0, bool), **rules, min_rows=settings.min_window
+                )
+            _, probabilities = self.predictions(model, labelled)
+            return auc_drift(
+                probabilities[:, 1],
+                truth.astype(bool).to_numpy(),
+                **rules,
+                min_rows=settings.min_window,
+            )
+        if labelled.empty:
+            return accuracy_drift(
+                np.empty((0, 1)), np.empty(0, bool), **rules, min_rows=settings.min_window
+            )
+        _, probabilities = self.predictions(model, labelled)
+        predicted = model.classes_[probabilities.argmax(axis=1)].astype(str)
+        return accuracy_drift(
+            probabilities,
+            predicted == truth.astype(str).to_numpy(),
+            **rules,
+            min_rows=settings.min_window,
+        )
 
 
 def monitored(params: Params, item: str, root: Path) -> Monitored:
@@ -115,29 +164,121 @@ def _windows(frame: pd.DataFrame, params: Params) -> list[tuple[str, pd.DataFram
     from itsm_ml.drift import count_windows, time_windows
 
     settings = params.drift
-    timed = "opened_at" in frame and frame["opened_at"].notna().all()
-    if settings.window_period and timed:
+    if settings.window_period and _timed(frame):
         return list(time_windows(frame, "opened_at", settings.window_period))
-    return list(count_windows(frame, settings.window_rows, "opened_at" if timed else None))
+    return list(count_windows(frame, settings.window_rows, "opened_at" if _timed(frame) else None))
+
+
+def latest_windows(
+    frame: pd.DataFrame, params: Params, count: int
+) -> list[tuple[str, pd.DataFrame]]:
+    """The `count` most recent windows, cut back from the newest record: the newest window
+    is full (by count) or the current calendar period (by time)."""
+    settings = params.drift
+    if settings.window_period and _timed(frame):
+        return _windows(frame, params)[-count:]
+    ordered = frame.sort_values("opened_at", kind="stable") if _timed(frame) else frame
+    recent = ordered.iloc[-count * settings.window_rows :]
+    cut = len(recent) % settings.window_rows
+    head = [] if cut == 0 else [recent.iloc[:cut]]
+    rest = recent.iloc[cut:]
+    parts = head + [
+        rest.iloc[start : start + settings.window_rows]
+        for start in range(0, len(rest), settings.window_rows)
+    ]
+    return [(_label(part), part) for part in parts]
+
+
+def _label(part: pd.DataFrame) -> str:
+    if _timed(part):
+        return f"{part['opened_at'].min():%Y-%m-%d} to {part['opened_at'].max():%Y-%m-%d}"
+    return f"{len(part)} rows"
+
+
+def _timed(frame: pd.DataFrame) -> bool:
+    return "opened_at" in frame and len(frame) > 0 and bool(frame["opened_at"].notna().all())
+
+
+def _labelled_in_span(
+    pool: pd.DataFrame, window: pd.DataFrame, label: str, start: Any, end: Any
+) -> tuple[pd.DataFrame, str]:
+    """Records whose label arrived within [start, end): tickets by their close time, since a
+    ticket opened in a window closes in a later one. Without close times: the window's own
+    labelled records."""
+    if "closed_at" in pool and pool["closed_at"].notna().any() and start is not None:
+        closed = pool["closed_at"]
+        chosen = pool[pool[label].notna() & (closed >= start) & (closed < end)]
+        return chosen.reset_index(drop=True), "closed in window"
+    return window[window[label].notna()].reset_index(drop=True), "opened in window (no close times)"
+
+
+def judge_windows(
+    target: Monitored,
+    model: Any,
+    profiles: dict[str, Any],
+    windows: list[tuple[str, pd.DataFrame]],
+    pool: pd.DataFrame,
+    params: Params,
+) -> list[dict[str, Any]]:
+    """Each window against the model's reference profiles, and its performance.
+
+    Per window: data drift (features) and prediction drift; performance estimated from the
+    window's probabilities (known at once) beside the realised one of its labelled records;
+    and the performance check on the records of `pool` whose label arrived within the
+    window's span. A window is flagged when its data or its performance drifted; alerts
+    follow the persistence rule over flagged windows.
+    """
+    from itsm_ml.drift import DriftReport, persistent_alerts
+
+    starts = [part["opened_at"].min() if _timed(part) else None for _, part in windows]
+    ends = [*starts[1:], pd.Timestamp.max]
+    reports: list[dict[str, Any]] = []
+    for (name, window), start, end in zip(windows, starts, ends, strict=True):
+        window = window.reset_index(drop=True)
+        predictions, probabilities = target.predictions(model, window)
+        data = profiles["features"].score(target.features(model, window), name)
+        predicted = profiles["predictions"].score(predictions, name)
+        report = DriftReport(
+            name, data.rows, data.min_rows, data.features + predicted.features
+        ).to_dict()
+        report["performance"] = target.performance(probabilities, window, model)
+        arrived, basis = _labelled_in_span(pool, window, target.label, start, end)
+        check = target.performance_check(model, arrived, params.drift)
+        report["performance_check"] = {**check.to_dict(), "basis": basis}
+        report["flagged"] = bool(report["drifted"] or check.drifted)
+        reports.append(report)
+    alerts = persistent_alerts([r["flagged"] for r in reports], params.drift.persistence)
+    for report, alert in zip(reports, alerts, strict=True):
+        report["alert"] = alert
+    return reports
+
+
+def load_profiles(path: Path) -> dict[str, Any]:
+    import joblib
+
+    return dict(joblib.load(path))
 
 
 def drift(params: Params, item: str, root: Path) -> dict[str, Any]:
     import joblib
 
-    from itsm_ml.drift import DriftReport, ReferenceProfile, persistent_alerts
+    from itsm_ml.drift import ReferenceProfile
     from itsm_ml.drift_report import render_html, timeline_figure
 
     target = monitored(params, item, root)
     model = joblib.load(target.model_path)
     layout = Layout(root, target.table)
     parts = {part: io.read_table(layout.split(part)) for part in ("train", "valid", "test")}
-    test = parts["test"][parts["test"][target.label].notna()].reset_index(drop=True)
-    if test.empty:
+    test = parts["test"].reset_index(drop=True)
+    if not test[target.label].notna().any():
         raise ItsmMlError(f"drift of {item}: no labelled record in the test split")
 
     columns = target.columns(model)
+    train = parts["train"]
     reference = ReferenceProfile(params.drift).fit(
-        target.features(model, parts["train"]), **columns
+        target.features(model, train),
+        **columns,
+        time=train["opened_at"].to_numpy() if "opened_at" in train else None,
     )
     valid_predictions, _ = target.predictions(model, parts["valid"])
     is_risk = "predicted risk" in valid_predictions
@@ -146,23 +287,10 @@ def drift(params: Params, item: str, root: Path) -> dict[str, Any]:
         numeric=["predicted risk"] if is_risk else [],
         categorical=[] if is_risk else ["predicted class"],
     )
-
-    reports: list[dict[str, Any]] = []
-    performance_rows = []
-    for name, window in _windows(test, params):
-        window = window.reset_index(drop=True)
-        predictions, probabilities = target.predictions(model, window)
-        data = reference.score(target.features(model, window), name)
-        predicted = prediction_reference.score(predictions, name)
-        combined = DriftReport(
-            name, data.rows, data.min_rows, data.features + predicted.features
-        ).to_dict()
-        combined["performance"] = target.performance(probabilities, window, model)
-        reports.append(combined)
-        performance_rows.append(combined["performance"])
-    alerts = persistent_alerts([r["drifted"] for r in reports], params.drift.persistence)
-    for report, alert in zip(reports, alerts, strict=True):
-        report["alert"] = alert
+    profiles = {"features": reference, "predictions": prediction_reference}
+    reports = judge_windows(target, model, profiles, _windows(test, params), test, params)
+    alerts = [r["alert"] for r in reports]
+    performance_rows = [r["performance"] for r in reports]
     performance = pd.DataFrame(performance_rows)
     performance.attrs["metric"] = target.metric
     judged = [r["has_verdict"] for r in reports]
@@ -174,6 +302,7 @@ def drift(params: Params, item: str, root: Path) -> dict[str, Any]:
         "windows": len(reports),
         "windows_with_verdict": int(sum(judged)),
         "drifted_windows": int(sum(r["drifted"] for r in reports)),
+        "performance_drifted_windows": int(sum(r["performance_check"]["drifted"] for r in reports)),
         "alert_windows": int(sum(alerts)),
         "alert_at_end": bool(alerts[-1]) if alerts else False,
         "persistence": params.drift.persistence,
@@ -193,9 +322,10 @@ def drift(params: Params, item: str, root: Path) -> dict[str, Any]:
         reports, performance, f"{summary['model']} v{summary['version']}: drift per window"
     )
     _save(figure, out / "timeline.png")
-    with io.atomic_path(root / "models" / "drift" / f"{item}.joblib") as tmp:
-        joblib.dump({"features": reference, "predictions": prediction_reference}, tmp)
-    _log_to_registry(root, registered, summary, out)
+    profile_path = root / "models" / "drift" / f"{item}.joblib"
+    with io.atomic_path(profile_path) as tmp:
+        joblib.dump(profiles, tmp)
+    _log_to_registry(root, registered, summary, out, profile_path)
     return summary
 
 
@@ -208,9 +338,10 @@ def _registered(path: Path) -> dict[str, Any]:
 
 
 def _log_to_registry(
-    root: Path, registered: dict[str, Any], summary: dict[str, Any], out: Path
+    root: Path, registered: dict[str, Any], summary: dict[str, Any], out: Path, profiles: Path
 ) -> None:
-    """The drift figures on the model version they judge: its run and its tags."""
+    """The drift figures on the model version they judge, its run and its tags; and the
+    reference profiles, which `itsm-ml monitor` reads back for the version serving."""
     if not registered.get("run_id"):
         return
     import mlflow
@@ -221,9 +352,11 @@ def _log_to_registry(
     client = mlflow.MlflowClient()
     for name in ("drift.html", "timeline.png", "drift.json"):
         client.log_artifact(registered["run_id"], str(out / name), "drift")
+    client.log_artifact(registered["run_id"], str(profiles), PROFILE_FOLDER)
     keys = (
         "windows",
         "drifted_windows",
+        "performance_drifted_windows",
         "alert_windows",
         "alert_at_end",
         "estimate_mean_abs_error",

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from itsm_ml import io
+from itsm_ml import io, registry
 from itsm_ml.config import Params
 from itsm_ml.errors import ItsmMlError, NothingToPromote
 from itsm_ml.promotion import (
@@ -31,24 +31,6 @@ ROUTING = "routing"
 def ledger(root: Path) -> Ledger:
     """Next to the tracking store: the project root for the embedded one."""
     return Ledger(root / LEDGER_NAME)
-
-
-def _client(root: Path) -> Any:
-    import mlflow
-
-    from itsm_ml import registry
-
-    registry.configure(root)
-    return mlflow.MlflowClient()
-
-
-def _version(client: Any, name: str, alias: str) -> Any | None:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return client.get_model_version_by_alias(name, alias)
-    except MlflowException:
-        return None
 
 
 def _window(target: Any, root: Path, window: Path | None) -> pd.DataFrame:
@@ -113,12 +95,12 @@ def promote(
     from itsm_ml.registry import CHALLENGER, CHAMPION
 
     target = monitored(params, item, root)
-    client = _client(root)
+    client = registry.client(root)
     name = registered_name(params, item)
-    challenger = _version(client, name, CHALLENGER)
+    challenger = registry.version_by_alias(client, name, CHALLENGER)
     if challenger is None:
         raise ItsmMlError(f"{name} has no `{CHALLENGER}` version to promote")
-    champion = _version(client, name, CHAMPION)
+    champion = registry.version_by_alias(client, name, CHAMPION)
     if champion is not None and champion.version == challenger.version:
         raise NothingToPromote(f"{name} v{challenger.version} already is the champion")
     frame = _window(target, root, window)
@@ -195,9 +177,9 @@ def rollback(params: Params, item: str, root: Path) -> dict[str, Any]:
     from itsm_ml.registry import CHAMPION
 
     name = registered_name(params, item)
-    client = _client(root)
+    client = registry.client(root)
     book = ledger(root)
-    current = _version(client, name, CHAMPION)
+    current = registry.version_by_alias(client, name, CHAMPION)
     previous = book.previous_champion(name)
     if current is None or previous is None:
         raise ItsmMlError(f"{name}: no earlier champion in {book.path} to roll back to")

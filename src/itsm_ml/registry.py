@@ -62,6 +62,24 @@ def configure(root: Path, experiment: str = EXPERIMENT) -> str:
     return str(experiment_id)
 
 
+def client(root: Path) -> Any:
+    """An MLflow client on the project's store."""
+    import mlflow
+
+    configure(root)
+    return mlflow.MlflowClient()
+
+
+def version_by_alias(found: Any, name: str, alias: str) -> Any | None:
+    """The version an alias points at, or None when the model or the alias does not exist."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return found.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
 def lineage_tags(root: Path, data_paths: list[str]) -> dict[str, str]:
     """Git commit (and whether the tree was dirty) and the DVC hashes of the input data."""
     tags: dict[str, str] = {}

@@ -167,7 +167,15 @@ def test_drift_of_every_registered_model_is_reported_and_logged(project: Path) -
     version = client.get_model_version_by_alias("change-risk", "challenger")
     assert "drift.alert_windows" in version.tags
     artifacts = {a.path for a in client.list_artifacts(version.run_id, "drift")}
-    assert artifacts == {"drift/drift.html", "drift/timeline.png", "drift/drift.json"}
+    assert artifacts == {
+        "drift/drift.html",
+        "drift/timeline.png",
+        "drift/drift.json",
+        "drift/reference",  # the profiles `itsm-ml monitor` reads for this version
+    }
+    windows = json.loads((project / "reports/drift/routing/drift.json").read_text())["windows"]
+    check = windows[-1]["performance_check"]
+    assert check["metric"] == "accuracy" and check["basis"] == "closed in window"
 
 
 def test_second_run_does_nothing_and_says_so(project: Path) -> None:
@@ -175,6 +183,27 @@ def test_second_run_does_nothing_and_says_so(project: Path) -> None:
     assert again.returncode == 0
     assert ran(again) == set()
     assert "Data and pipelines are up to date." in again.stdout
+
+
+def test_retrain_rereads_the_sources_and_retrains_only_on_new_data(project: Path) -> None:
+    unchanged = cli(project, "retrain")
+    assert unchanged.returncode == 0, unchanged.stdout + unchanged.stderr[-3000:]
+    assert "no model retrained" in unchanged.stdout
+    decisions = len(ledger(project, "change-risk"))
+    set_param(project, "changes.source.seed", 7)  # a new export of changes
+    renewed = cli(project, "retrain")
+    assert renewed.returncode == 0, renewed.stdout + renewed.stderr[-3000:]
+    assert "change-risk v2:" in renewed.stdout
+    assert len(ledger(project, "change-risk")) == decisions + 1
+    assert "ticket-routing" not in renewed.stdout  # tickets did not change: not retrained
+    set_param(project, "changes.validation.min_rows", 1_000_000)
+    try:
+        rejected = cli(project, "retrain")
+        assert rejected.returncode == 5, rejected.stdout + rejected.stderr[-3000:]
+        assert "rejected by validation: changes" in rejected.stdout
+        assert len(ledger(project, "change-risk")) == decisions + 1  # no decision, no move
+    finally:
+        set_param(project, "changes.validation.min_rows", 100)
 
 
 def test_a_parameter_reruns_only_the_stages_that_read_it(project: Path) -> None:
@@ -264,3 +293,29 @@ def test_the_gate_ledgers_every_decision_and_survives_a_crash_before_the_move(
     assert back.returncode == 0 and champion(project, name) == "1"
     shown = cli(project, "history", "category")
     assert shown.returncode == 0 and "rollback" in shown.stdout and "alias moved" in shown.stdout
+
+
+def test_monitor_watches_each_champion_and_exits_3_when_labels_move(project: Path) -> None:
+    # The gate test above left ticket-category v1 champion; routing's first version passed too.
+    fine = cli(project, "monitor", "routing", "priority")
+    assert fine.returncode in (0, 3), fine.stdout + fine.stderr
+    assert "model: ticket-priority" in fine.stdout and "nothing serves" in fine.stdout
+    report = json.loads((project / "reports/monitor/routing.json").read_text())
+    assert report["version"] == champion(project, "ticket-routing")
+    assert len(report["windows"]) == 2  # persistence: the two newest windows
+    assert (project / "reports/monitor/routing.html").read_text().startswith("<!doctype html>")
+    # Concept drift: every ticket closed now goes to one group, whatever it says; the
+    # features are those of the pipeline's own table, so only the labels tell.
+    tickets = pd.read_parquet(project / "data/interim/tickets.parquet")
+    moved = tickets.assign(label_assignment_group="Service Desk (L1)")
+    moved.to_parquet(project / "moved.parquet")
+    alert = cli(project, "monitor", "routing", "--tickets", "moved.parquet")
+    assert alert.returncode == 3, alert.stdout + alert.stderr
+    assert "status: alert" in alert.stdout and "accuracy below its promise" in alert.stdout
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project}/mlflow.db")
+    version = client.get_model_version_by_alias("ticket-routing", "champion")
+    assert version.tags["monitor.status"] == "alert"
+    missing = cli(project, "monitor", "routing", "--tickets", "nowhere.parquet")
+    assert missing.returncode == 1 and "nowhere.parquet" in missing.stderr

@@ -128,3 +128,30 @@ def test_windows_by_count_and_by_time_cover_every_row() -> None:
 def test_scoring_before_fitting_says_so() -> None:
     with pytest.raises(RuntimeError, match="not fitted"):
         ReferenceProfile().score(tickets(10, 0))
+
+
+def test_values_that_come_and_go_over_time_are_expected_when_time_is_given() -> None:
+    # Callers churn: each month brings its own (new employees, new sites). Records in time
+    # order bring never-seen callers at a rate Good-Turing, which assumes no order, misses.
+    rng = np.random.default_rng(5)
+
+    def month(number: int, rows: int = 1000) -> pd.DataFrame:
+        regulars = rng.choice([f"regular {i}" for i in range(50)], rows)
+        churning = [f"caller {i}" for i in rng.integers(100 * number, 100 * number + 300, rows)]
+        callers = np.where(rng.random(rows) < 0.7, regulars, churning)
+        opened = pd.Timestamp(f"2025-{number:02d}-01") + pd.to_timedelta(
+            rng.integers(0, 27 * 24, rows), "h"
+        )
+        return pd.DataFrame({"caller": callers, "opened_at": opened})
+
+    history = pd.concat([month(m) for m in range(1, 7)], ignore_index=True)
+    later = month(7).head(500)
+    unordered = ReferenceProfile().fit(history, categorical=["caller"])
+    in_time = ReferenceProfile().fit(history, categorical=["caller"], time=history["opened_at"])
+    assert unordered.score(later).drifted  # a false alarm every month
+    assert not in_time.score(later).drifted
+    assert in_time.categorical_unseen_["caller"] > 0.1 > unordered.categorical_unseen_["caller"]
+    # A real newcomer on top of the usual churn is still drift.
+    newcomer = later.copy()
+    newcomer.loc[newcomer.index[:100], "caller"] = "bulk import robot"
+    assert in_time.score(newcomer).drifted
