@@ -7,8 +7,10 @@ and on ITSM codes with long tails a chi-square test flags noise. Per kind of fea
 
 - numeric: population stability index (PSI) on the reference deciles; Wasserstein distance
   in reference IQRs and the Kolmogorov-Smirnov statistic are reported beside it;
-- categorical: PSI over the reference categories, rare ones bucketed together; the largest
-  change in one category's share; the share of values never seen in the reference;
+- categorical: PSI over the reference categories, rare and never-seen ones bucketed
+  together; the largest change in one category's share; the share of values never seen in
+  the reference, beyond what a long tail (Good-Turing) or the reference's own churn over
+  time brings;
 - text: a domain classifier's cross-validated AUC (reference against window, TF-IDF of
   hashed words, so the profile keeps no raw text) and emerging terms (words in a share of
   the window's texts that were rare in the reference);
@@ -158,9 +160,7 @@ class ReferenceProfile:
             # brings a value never seen before, with no drift at all (callers, CIs: long tails).
             counts = frame[column].dropna().astype(str).value_counts()
             unseen = float((counts == 1).sum() / max(counts.sum(), 1))
-            churn = _churn(frame[column], time, set(kept_shares.index) - {OTHER})
-            if churn is not None and churn[0] > unseen:
-                unseen, kept_shares = churn[0], _as_later(kept_shares, *churn)
+            unseen = max(unseen, _novelty(frame[column], time))
             self.categorical_[column] = kept_shares
             self.categorical_seen_[column] = set(shares.index)
             self.categorical_unseen_[column] = unseen
@@ -259,22 +259,23 @@ class ReferenceProfile:
         if len(values) < _MIN_VALUES:
             return _too_few(column, "categorical", len(values), limits.psi)
         seen = self.categorical_seen_[column]
-        bucketed = values.where(values.isin(reference.index), OTHER)
         is_new = ~values.isin(seen)
-        bucketed = bucketed.where(~is_new, NEW)
+        # Never-seen values fall in the bucket of rare ones for the shape of the distribution:
+        # how many new values a window may bring with no drift depends on whether it is a
+        # sample of the reference period or a later one, so they are judged on their own,
+        # one-sided, below.
+        bucketed = values.where(values.isin(reference.index), OTHER)
         shares = bucketed.value_counts(normalize=True)
-        categories = [*reference.index, NEW]
+        categories = list(reference.index)
         expected_new = self.categorical_unseen_[column]
-        # The reference's own rate of new values goes in the NEW bin, or every long-tailed
-        # feature would drift by the values it has always brought.
-        before = np.r_[reference.to_numpy(dtype=float) * (1 - expected_new), expected_new]
+        before = reference.to_numpy(dtype=float)
         after = shares.reindex(categories, fill_value=0.0).to_numpy(dtype=float)
         index = psi(before, after)
-        shifts = pd.Series(after - before, index=categories).drop(NEW)
+        shifts = pd.Series(after - before, index=categories)
         # A share's change in standard errors: a big category moves by chance more than a
         # small one, so one fixed cut-off would flag the big ones in clean windows.
         z = pd.Series(
-            _share_z(before[:-1], np.abs(shifts.to_numpy()), len(values), self.rows_),
+            _share_z(before, np.abs(shifts.to_numpy()), len(values), self.rows_),
             index=shifts.index,
         )
         z[shifts.abs() < limits.category_shift] = 0.0
@@ -398,42 +399,26 @@ class ReferenceProfile:
         ]
 
 
-def _churn(
-    values: pd.Series, time: pd.Series | np.ndarray | None, kept: set[str]
-) -> tuple[float, float] | None:
-    """How the reference's latest fifth (by time) looks from its earlier part: the share of
-    it in values the earlier part never had, and the share in rare values it had.
+def _novelty(values: pd.Series, time: pd.Series | np.ndarray | None) -> float:
+    """Share of the reference's latest fifth (by time) in values its earlier part never had.
 
     Good-Turing assumes records arrive in no order; tickets arrive in time, and callers, CIs
-    and locations come and go, so a later period brings more never-seen values, and fewer of
-    the reference's rare ones, than a random sample would (the ServiceNow log: 18% of callers
-    in the last fifth of the training period are new to the first four fifths, where
-    Good-Turing expects 9%). That is what a later window shows with no drift.
+    and locations come and go, so a later period brings more never-seen values than a random
+    sample would (the ServiceNow log: 18% of callers in the last fifth of the training period
+    are new to the first four fifths, where Good-Turing expects 9%). A later window may bring
+    new values up to that rate with no drift.
     """
     if time is None or len(values) < 5 * _MIN_VALUES:
-        return None
+        return 0.0
     when = pd.to_datetime(pd.Series(np.asarray(time)), errors="coerce")
     if len(when) != len(values) or when.isna().any():
-        return None
+        return 0.0
     ordered = values.reset_index(drop=True).iloc[np.argsort(when.to_numpy(), kind="stable")]
     cut = int(0.8 * len(ordered))
     early, late = ordered.iloc[:cut].dropna().astype(str), ordered.iloc[cut:].dropna().astype(str)
     if len(late) < _MIN_VALUES:
-        return None
-    new = ~late.isin(set(early))
-    rare = ~new & ~late.isin(kept)
-    return float(new.mean()), float(rare.mean())
-
-
-def _as_later(kept_shares: pd.Series, new: float, rare: float) -> pd.Series:
-    """Reference shares re-weighted so that, with `new` added for never-seen values, the
-    bucket of rare values holds `rare`, as in the reference's latest fifth."""
-    other = min(rare / (1 - new), 1.0) if new < 1 else 0.0
-    frequent = kept_shares.drop(OTHER)
-    total = float(frequent.sum())
-    if total == 0:
-        return pd.Series({OTHER: 1.0})
-    return pd.concat([frequent / total * (1 - other), pd.Series({OTHER: other})])
+        return 0.0
+    return float((~late.isin(set(early))).mean())
 
 
 def _psi_z(index: float, bins: int, window_rows: int, reference_rows: int) -> float:
