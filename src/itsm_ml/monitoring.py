@@ -83,11 +83,11 @@ def watch(params: Params, item: str, root: Path, current: pd.DataFrame) -> Watch
     champion = registry.version_by_alias(client, name, registry.CHAMPION)
     if champion is None:
         return Watch(item, name, None, NO_CHAMPION)
-    version = str(champion.version)
-    model = mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model().model
-    profiles = _champion_profiles(champion, item, name)
     if current.empty:
         raise ItsmMlError(f"no current {target.table} to watch for {name}")
+    version = str(champion.version)
+    profiles = _champion_profiles(champion, item, name)
+    model = mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model().model
     windows = latest_windows(current, params, params.drift.persistence)
     reports = judge_windows(target, model, profiles, windows, current, params)
     latest = reports[-1]
@@ -101,7 +101,7 @@ def watch(params: Params, item: str, root: Path, current: pd.DataFrame) -> Watch
         else NO_VERDICT
     )
     found = Watch(item, name, version, status, reports)
-    _record(root, client, found, params)
+    _record(root, client, found, version, params)
     return found
 
 
@@ -123,7 +123,7 @@ def _champion_profiles(champion: Any, item: str, name: str) -> dict[str, Any]:
         return load_profiles(Path(path))
 
 
-def _record(root: Path, client: Any, found: Watch, params: Params) -> None:
+def _record(root: Path, client: Any, found: Watch, version: str, params: Params) -> None:
     from itsm_ml.drift_report import render_html
 
     at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -137,9 +137,7 @@ def _record(root: Path, client: Any, found: Watch, params: Params) -> None:
         "min_window": params.drift.min_window,
     }
     io.write_text(
-        render_html(found.model, str(found.version), summary, found.windows),
-        out / f"{found.item}.html",
+        render_html(found.model, version, summary, found.windows), out / f"{found.item}.html"
     )
-    assert found.version is not None
-    client.set_model_version_tag(found.model, found.version, "monitor.status", found.status)
-    client.set_model_version_tag(found.model, found.version, "monitor.at", at)
+    client.set_model_version_tag(found.model, version, "monitor.status", found.status)
+    client.set_model_version_tag(found.model, version, "monitor.at", at)
