@@ -504,6 +504,72 @@ def retrain(params_path: ParamsOption = Path("params.yaml")) -> None:
     raise typer.Exit(EXIT_INVALID)
 
 
+token_app = typer.Typer(
+    help="Bearer tokens of the scoring service: create (shown once), list, revoke.",
+    no_args_is_help=True,
+)
+app.add_typer(token_app, name="token")
+
+
+def _token_store(params_path: Path) -> Any:
+    from itsm_ml.tokens import STORE_NAME, TokenStore
+
+    _, root = _project(params_path)
+    return TokenStore(root / STORE_NAME)
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Option(help="Who or what uses it, e.g. 'servicenow prod'.")],
+    scope: Annotated[
+        list[str],
+        typer.Option(help="score:tickets, score:changes, models:read or admin; repeatable."),
+    ],
+    params_path: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Create a token; it is printed once and only its hash is stored."""
+    store = _token_store(params_path)
+    try:
+        record, token = store.create(name, scope)
+    except ItsmMlError as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(EXIT_USAGE) from exc
+    out.print(f"token {record.id} ({record.name}; {', '.join(record.scopes)}):")
+    out.print(token, markup=False, highlight=False, soft_wrap=True)
+    console.print("Store it now: it is not shown again (only its hash is kept).")
+
+
+@token_app.command("list")
+def token_list(params_path: ParamsOption = Path("params.yaml")) -> None:
+    """List tokens (never their secrets)."""
+    store = _token_store(params_path)
+    view = Table("id", "name", "scopes", "created", "revoked", title=f"tokens ({store.path})")
+    for record in store.records():
+        view.add_row(
+            record.id,
+            escape(record.name),
+            ", ".join(record.scopes),
+            record.created_at,
+            record.revoked_at or "",
+        )
+    out.print(view)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[str, typer.Argument(help="The id shown by `itsm-ml token list`.")],
+    params_path: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Revoke a token at once: it no longer verifies."""
+    store = _token_store(params_path)
+    try:
+        record = store.revoke(token_id)
+    except ItsmMlError as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(EXIT_INVALID) from exc
+    out.print(f"token {record.id} ({escape(record.name)}) revoked at {record.revoked_at}")
+
+
 def main() -> None:
     try:
         app()
