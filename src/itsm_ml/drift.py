@@ -404,9 +404,8 @@ def _novelty(values: pd.Series, time: pd.Series | np.ndarray | None) -> float:
 
     Good-Turing assumes records arrive in no order; tickets arrive in time, and callers, CIs
     and locations come and go, so a later period brings more never-seen values than a random
-    sample would (the ServiceNow log: 18% of callers in the last fifth of the training period
-    are new to the first four fifths, where Good-Turing expects 9%). A later window may bring
-    new values up to that rate with no drift.
+    sample would (on the ServiceNow log's callers, about twice as many). A later window may
+    bring new values up to that rate with no drift.
     """
     if time is None or len(values) < 5 * _MIN_VALUES:
         return 0.0

@@ -73,10 +73,8 @@ class Monitored:
 
         from itsm_ml.performance import estimated_accuracy, estimated_auc
 
-        known = frame[self.label].notna().to_numpy() if self.label in frame else None
-        if known is None:
-            known = np.zeros(len(frame), dtype=bool)
-        truth = frame[self.label][known] if self.label in frame else pd.Series(dtype=object)
+        known = frame[self.label].notna().to_numpy()
+        truth = frame[self.label][known]
         if self.table == "changes":
             failed = truth.astype(bool).to_numpy()
             realised = (
@@ -110,32 +108,15 @@ class Monitored:
         from itsm_ml.performance import accuracy_drift, auc_drift
 
         limits = settings.thresholds
-        rules = {"z": limits.z, "min_drop": limits.performance_drop}
+        z, min_drop, min_rows = limits.z, limits.performance_drop, settings.min_window
+        probabilities = np.empty((0, 2)) if labelled.empty else self.predictions(model, labelled)[1]
         truth = labelled[self.label]
         if self.table == "changes":
-            if labelled.empty:
-                return auc_drift(
-                    np.empty(0), np.empty(0, bool), **rules, min_rows=settings.min_window
-                )
-            _, probabilities = self.predictions(model, labelled)
-            return auc_drift(
-                probabilities[:, 1],
-                truth.astype(bool).to_numpy(),
-                **rules,
-                min_rows=settings.min_window,
-            )
-        if labelled.empty:
-            return accuracy_drift(
-                np.empty((0, 1)), np.empty(0, bool), **rules, min_rows=settings.min_window
-            )
-        _, probabilities = self.predictions(model, labelled)
+            failed = truth.astype(bool).to_numpy()
+            return auc_drift(probabilities[:, 1], failed, z=z, min_drop=min_drop, min_rows=min_rows)
         predicted = model.classes_[probabilities.argmax(axis=1)].astype(str)
-        return accuracy_drift(
-            probabilities,
-            predicted == truth.astype(str).to_numpy(),
-            **rules,
-            min_rows=settings.min_window,
-        )
+        correct = predicted == truth.astype(str).to_numpy()
+        return accuracy_drift(probabilities, correct, z=z, min_drop=min_drop, min_rows=min_rows)
 
 
 def monitored(params: Params, item: str, root: Path) -> Monitored:
@@ -177,16 +158,15 @@ def latest_windows(
     settings = params.drift
     if settings.window_period and _timed(frame):
         return _windows(frame, params)[-count:]
-    ordered = frame.sort_values("opened_at", kind="stable") if _timed(frame) else frame
+    from itsm_ml.drift import count_windows
+
+    timed = _timed(frame)
+    ordered = frame.sort_values("opened_at", kind="stable") if timed else frame
     recent = ordered.iloc[-count * settings.window_rows :]
-    cut = len(recent) % settings.window_rows
-    head = [] if cut == 0 else [recent.iloc[:cut]]
-    rest = recent.iloc[cut:]
-    parts = head + [
-        rest.iloc[start : start + settings.window_rows]
-        for start in range(0, len(rest), settings.window_rows)
-    ]
-    return [(_label(part), part) for part in parts]
+    cut = len(recent) % settings.window_rows  # the short window is the oldest
+    older = [(_label(recent.iloc[:cut]), recent.iloc[:cut])] if cut else []
+    time_column = "opened_at" if timed else None
+    return older + list(count_windows(recent.iloc[cut:], settings.window_rows, time_column))
 
 
 def _label(part: pd.DataFrame) -> str:
