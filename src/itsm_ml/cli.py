@@ -504,6 +504,39 @@ def retrain(params_path: ParamsOption = Path("params.yaml")) -> None:
     raise typer.Exit(EXIT_INVALID)
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    openapi: Annotated[
+        Path | None,
+        typer.Option(help="Write the OpenAPI schema to this file and exit (no models loaded)."),
+    ] = None,
+    params_path: ParamsOption = Path("params.yaml"),
+) -> None:
+    """The scoring service: answers the ITSM with the registry's champions (FastAPI/uvicorn)."""
+    import json
+
+    from itsm_ml import io, registry
+    from itsm_ml.serving.app import build_service, create_app
+
+    params, root = _project(params_path)
+    if openapi is not None:
+        schema = create_app(build_service(params, root), poll=False).openapi()
+        with io.atomic_path(openapi) as tmp:
+            tmp.write_text(json.dumps(schema, indent=2) + "\n", encoding="utf-8")
+        out.print(f"wrote {openapi}")
+        return
+    import uvicorn
+
+    registry.configure(root)
+    console.print(
+        f"tracking store {registry.tracking_uri(root)}; champions are checked every "
+        f"{params.serving.poll_seconds:g} s; docs at http://{host}:{port}/docs"
+    )
+    uvicorn.run(create_app(build_service(params, root)), host=host, port=port, log_level="info")
+
+
 token_app = typer.Typer(
     help="Bearer tokens of the scoring service: create (shown once), list, revoke.",
     no_args_is_help=True,

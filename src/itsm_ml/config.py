@@ -486,6 +486,41 @@ class PromotionParams(_Strict):
     )
 
 
+class WriteBackParams(_Strict):
+    url: str | None = Field(
+        None, description="Base URL of the ITSM (https://example.service-now.com); None: off."
+    )
+    table: str = Field("incident", pattern=r"^[a-z_][a-z0-9_]*$")
+    user_env: str = Field("ITSM_ML_ITSM_USER", description="Variable holding the API user.")
+    password_env: str = Field("ITSM_ML_ITSM_PASSWORD", description="Variable holding its password.")
+    timeout_seconds: float = Field(5.0, gt=0)
+    max_attempts: PositiveInt = 4
+
+
+class ServingParams(_Strict):
+    poll_seconds: float = Field(
+        10.0, gt=0, description="How often the service checks whether a champion alias moved."
+    )
+    max_body_bytes: PositiveInt = Field(
+        8_000_000, description="Larger request bodies are refused with 413."
+    )
+    max_batch: PositiveInt = Field(5000, description="Records in one batch request.")
+    max_text_chars: PositiveInt = Field(
+        100_000, description="Longest description accepted (the ingestion limit)."
+    )
+    audit_log: str = Field("reports/audit/scoring.jsonl", description="Append-only audit trail.")
+    audit_max_bytes: PositiveInt = Field(
+        50_000_000, description="Rotate the audit log at this size."
+    )
+    audit_backups: PositiveInt = Field(20, description="Rotated audit files kept.")
+    batch_wait_ms: float = Field(
+        2.0,
+        ge=0,
+        description="Single requests arriving within this many ms are scored together.",
+    )
+    writeback: WriteBackParams = WriteBackParams()
+
+
 class Params(_Strict):
     tickets: TicketsParams
     changes: ChangesParams
@@ -494,6 +529,7 @@ class Params(_Strict):
     change_risk: ChangeRiskParams = ChangeRiskParams()
     drift: DriftParams = DriftParams()
     promotion: PromotionParams = PromotionParams()
+    serving: ServingParams = ServingParams()
 
     def table(self, name: str) -> TicketsParams | ChangesParams:
         if name == "tickets":

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import secrets
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -90,13 +91,18 @@ class TokenStore:
         self._write([revoked if r.id == token_id else r for r in records])
         return revoked
 
-    def verify(self, token: str) -> TokenRecord | None:
-        """The active record a presented token belongs to, or None."""
+    def verify(
+        self, token: str, records: Mapping[str, TokenRecord] | None = None
+    ) -> TokenRecord | None:
+        """The active record a presented token belongs to, or None.
+
+        `records` (by id) spares reading the store, for a caller that caches it."""
         prefix, _, rest = token.partition("_")
         token_id, _, secret = rest.partition("_")
         if prefix != _PREFIX or not token_id or not secret:
             return None
-        found = next((r for r in self.records() if r.id == token_id), None)
+        by_id = {r.id: r for r in self.records()} if records is None else records
+        found = by_id.get(token_id)
         if found is None or not found.active:
             return None
         return found if hmac.compare_digest(found.hash, _digest(secret)) else None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from itsm_ml.config import ServiceNowAuditLogSource, ServiceNowTableSource
-from itsm_ml.schemas import TICKETS
+from itsm_ml.schemas import CHANGES, TICKETS
 from itsm_ml.sources.canonical import CanonicalBuilder, record_numbers
 from itsm_ml.sources.csv_files import read_export
 
@@ -147,4 +147,55 @@ def table_frame_to_canonical(rows: pd.DataFrame, fmt: str) -> pd.DataFrame:
     for column in ("reassignment_count", "reopen_count"):
         if column in rows:
             build.integers(f"label_{column}", rows[column])
+    return build.build()
+
+
+# A live incident record (what the ITSM sends when a ticket is opened, or an export of open
+# tickets) holds the state at open: the audit log's first update, plus the text and service a
+# table record carries.
+INCIDENT_FIELDS = {**AUDIT_FEATURES, "business_service": "service"}
+
+
+def incidents_to_canonical(rows: pd.DataFrame, fmt: str | None = None) -> pd.DataFrame:
+    """Map incident records at open (ServiceNow field names, values as text) onto the
+    canonical tickets table, with every field optional; `fmt` None reads ISO 8601."""
+    build = CanonicalBuilder(TICKETS, record_numbers(rows))
+    if "number" in rows:
+        build.text("ticket_id", rows["number"])
+    if "opened_at" in rows:
+        build.timestamps("opened_at", rows["opened_at"], fmt)
+    build.joined_text("text", [rows[c] for c in TABLE_TEXT if c in rows])
+    for column, feature in INCIDENT_FIELDS.items():
+        if column in rows:
+            build.text(feature, rows[column])
+    return build.build()
+
+
+# change_request field -> canonical column; `type` holds standard / normal / emergency.
+CHANGE_FIELDS = {
+    "cmdb_ci": "ci",
+    "business_service": "service",
+    "type": "change_type",
+    "assignment_group": "assignment_group",
+}
+CHANGE_TIMES = {"opened_at": "opened_at", "start_date": "planned_start", "end_date": "planned_end"}
+
+
+def change_requests_to_canonical(
+    rows: pd.DataFrame, fmt: str | None = None, numeric: tuple[str, ...] = ()
+) -> pd.DataFrame:
+    """Map change requests (ServiceNow field names, values as text) onto the canonical changes
+    table; `numeric` names the measures a change source adds (size, lines added, ...)."""
+    build = CanonicalBuilder(CHANGES, record_numbers(rows))
+    if "number" in rows:
+        build.text("change_id", rows["number"])
+    for column, canonical in CHANGE_TIMES.items():
+        if column in rows:
+            build.timestamps(canonical, rows[column], fmt)
+    for column, canonical in CHANGE_FIELDS.items():
+        if column in rows:
+            build.text(canonical, rows[column])
+    for column in numeric:
+        if column in rows:
+            build.numbers(column, rows[column])
     return build.build()

@@ -1,0 +1,1 @@
+"""The ITSM integration: the HTTP scoring service, its auth and audit trail, and the write-back."""

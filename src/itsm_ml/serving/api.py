@@ -1,0 +1,187 @@
+"""Bodies the service accepts and answers, as the OpenAPI schema publishes them.
+
+Requests are shaped like ServiceNow records: the Table API's field names, values as text or
+as reference objects (`{"value": ..., "display_value": ...}`); fields the models do not use
+are accepted and ignored, so an ITSM can send the record as it has it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+MAX_TEXT_CHARS = 100_000  # the ingestion limit (params.yaml, tickets.validation.max_text_chars)
+Code = Annotated[str, StringConstraints(max_length=512)]
+Text = Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS)]
+
+
+class Reference(BaseModel):
+    """A reference field as the Table API returns it. The models learned display values
+    (`sysparm_display_value=true`), so `display_value` is used when present."""
+
+    model_config = ConfigDict(extra="ignore")
+    value: Code | None = None
+    display_value: Code | None = None
+    link: Annotated[str, StringConstraints(max_length=2048)] | None = None
+
+
+Field_ = Code | Reference | None
+
+
+def plain(value: str | Reference | None) -> str | None:
+    if isinstance(value, Reference):
+        return value.display_value if value.display_value is not None else value.value
+    return value
+
+
+class Incident(BaseModel):
+    """An incident as it is when opened (ServiceNow `incident` table fields)."""
+
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [
+                {
+                    "sys_id": "9d385017c611228701d22104cc95c371",
+                    "number": "INC0010001",
+                    "opened_at": "2026-11-22 09:14:00",
+                    "short_description": "VPN drops every few minutes",
+                    "description": "Since this morning the VPN client disconnects.",
+                    "caller_id": "Caller 2403",
+                    "contact_type": "Phone",
+                    "cmdb_ci": "VPN gateway",
+                    "impact": "2 - Medium",
+                    "urgency": "2 - Medium",
+                }
+            ]
+        },
+    )
+    sys_id: Code | None = Field(None, description="Needed for write-back.")
+    number: Code | None = None
+    opened_at: Code | None = Field(None, description="ISO 8601 or 'YYYY-MM-DD HH:MM:SS'.")
+    short_description: Text | None = None
+    description: Text | None = None
+    caller_id: Field_ = None
+    opened_by: Field_ = None
+    contact_type: Field_ = None
+    location: Field_ = None
+    cmdb_ci: Field_ = None
+    business_service: Field_ = None
+    category: Field_ = None
+    subcategory: Field_ = None
+    u_symptom: Field_ = None
+    impact: Field_ = None
+    urgency: Field_ = None
+    priority: Field_ = None
+    assignment_group: Field_ = None
+
+
+class ChangeRequest(BaseModel):
+    """A change request before implementation (ServiceNow `change_request` fields)."""
+
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [
+                {
+                    "number": "CHG0030001",
+                    "opened_at": "2026-11-20 10:00:00",
+                    "start_date": "2026-11-24 22:00:00",
+                    "end_date": "2026-11-25 01:00:00",
+                    "type": "normal",
+                    "cmdb_ci": "CI 12",
+                    "business_service": "Email",
+                    "assignment_group": "Group 3",
+                    "size": 4,
+                }
+            ]
+        },
+    )
+    sys_id: Code | None = None
+    number: Code | None = None
+    opened_at: Code | None = None
+    start_date: Code | None = Field(None, description="Planned start of the window.")
+    end_date: Code | None = Field(None, description="Planned end of the window.")
+    type: Field_ = Field(None, description="standard, normal or emergency.")
+    cmdb_ci: Field_ = None
+    business_service: Field_ = None
+    assignment_group: Field_ = None
+    size: float | None = Field(
+        None, description="Tasks, lines or CIs touched.", allow_inf_nan=False
+    )
+    measures: dict[Code, Annotated[float, Field(allow_inf_nan=False)]] | None = Field(
+        None, description="Other numeric measures the change-risk model was trained with."
+    )
+
+
+class IncidentBatch(BaseModel):
+    records: list[Incident] = Field(min_length=1)
+
+
+class ChangeBatch(BaseModel):
+    records: list[ChangeRequest] = Field(min_length=1)
+
+
+class Suggestion(BaseModel):
+    value: str
+    probability: float
+
+
+class TriageAnswer(BaseModel):
+    model: str = Field(description="Registered model name.")
+    version: str = Field(description="Registry version that produced this answer.")
+    field: str = Field(description="The incident field this answer is for.")
+    decision: Literal["auto_route", "suggest"] = Field(
+        description="auto_route: set `value` (it clears the precision target learned on "
+        "validation); suggest: show the suggestions to a person."
+    )
+    value: str | None = Field(description="The value to set, when auto-routed.")
+    probability: float = Field(description="Calibrated probability of the top label.")
+    suggestions: list[Suggestion]
+    notes: str | None = Field(description="What the record lacked or had that was never seen.")
+
+
+class TriageResult(BaseModel):
+    sys_id: str | None
+    number: str | None
+    answers: dict[str, TriageAnswer] = Field(description="By target: routing, category, ...")
+    unavailable: list[str] = Field(description="Targets with no champion to answer.")
+
+
+class TriageBatchResult(BaseModel):
+    results: list[TriageResult]
+
+
+class ChangeRiskResult(BaseModel):
+    sys_id: str | None
+    number: str | None
+    model: str
+    version: str
+    probability: float = Field(description="Calibrated probability that the change fails.")
+    band: str
+    reasons: list[str]
+    conflicts: list[str]
+
+
+class ChangeRiskBatchResult(BaseModel):
+    results: list[ChangeRiskResult]
+
+
+class ModelStatus(BaseModel):
+    name: str
+    serves: str = Field(description="tickets or changes, and the target.")
+    version: str | None
+    loaded_at: str | None
+    checked_at: str | None
+    error: str | None
+    history: list[str]
+
+
+class Models(BaseModel):
+    models: list[ModelStatus]
+
+
+class Health(BaseModel):
+    status: str
+    detail: dict[str, Any] = {}

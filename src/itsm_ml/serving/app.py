@@ -1,0 +1,527 @@
+"""The scoring service the ITSM calls: FastAPI application over the registry's champions.
+
+Wiring only: champions (loading and alias polling), scorers (records to answers), tokens,
+audit trail and write-back are each their own module; this one maps them onto routes,
+status codes and the OpenAPI schema.
+"""
+
+# No `from __future__ import annotations`: FastAPI reads the closures' annotations at
+# runtime, and the dependencies in them are local names.
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from itsm_ml import __version__
+from itsm_ml.config import Params, resolve_path
+from itsm_ml.serving.api import (
+    ChangeBatch,
+    ChangeRequest,
+    ChangeRiskBatchResult,
+    ChangeRiskResult,
+    Health,
+    Incident,
+    IncidentBatch,
+    Models,
+    ModelStatus,
+    TriageBatchResult,
+    TriageResult,
+)
+from itsm_ml.serving.audit import AuditLog
+from itsm_ml.serving.auth import CachedTokens
+from itsm_ml.serving.batching import MicroBatcher
+from itsm_ml.serving.champions import Champions
+from itsm_ml.serving.scoring import ChangeRiskScorer, NoChampionError, TriageScorer, TriageTarget
+from itsm_ml.serving.updates import triage_update
+from itsm_ml.serving.writeback import ServiceNowWriter, WriteBackError
+from itsm_ml.sources.servicenow import INCIDENT_FIELDS
+from itsm_ml.tokens import STORE_NAME, TokenRecord
+
+log = logging.getLogger(__name__)
+
+TICKETS = "score:tickets"
+CHANGES = "score:changes"
+MODELS = "models:read"
+
+
+@dataclass
+class Service:
+    """Everything the routes share; built once per application."""
+
+    params: Params
+    champions: Champions
+    triage: TriageScorer
+    change_risk: ChangeRiskScorer
+    tokens: CachedTokens
+    audit: AuditLog
+    writer: ServiceNowWriter | None
+    triage_batcher: MicroBatcher[Incident, TriageResult]
+    change_batcher: MicroBatcher[ChangeRequest, ChangeRiskResult]
+
+
+def triage_targets(params: Params) -> list[TriageTarget]:
+    reverse = {canonical: field for field, canonical in INCIDENT_FIELDS.items()}
+    targets = []
+    for name, target in params.triage.targets.items():
+        at_open = target.at_open or target.label.removeprefix("label_")
+        targets.append(TriageTarget(name, target.registered_model, reverse.get(at_open, at_open)))
+    return targets
+
+
+def build_service(
+    params: Params,
+    root: Path,
+    *,
+    champions: Champions | None = None,
+    writer: ServiceNowWriter | None = None,
+) -> Service:
+    targets = triage_targets(params)
+    names = [t.registered_model for t in targets] + [params.change_risk.registered_model]
+    champions = champions or Champions(names)
+    serving = params.serving
+    if writer is None and serving.writeback.url:
+        writer = ServiceNowWriter.from_env(
+            serving.writeback.url,
+            user_env=serving.writeback.user_env,
+            password_env=serving.writeback.password_env,
+            table=serving.writeback.table,
+            timeout=serving.writeback.timeout_seconds,
+            max_attempts=serving.writeback.max_attempts,
+        )
+    triage = TriageScorer(champions, targets)
+    change_risk = ChangeRiskScorer(champions, params.change_risk.registered_model)
+    wait = serving.batch_wait_ms / 1000
+    return Service(
+        params=params,
+        champions=champions,
+        triage=triage,
+        change_risk=change_risk,
+        tokens=CachedTokens(root / STORE_NAME),
+        audit=AuditLog(
+            resolve_path(serving.audit_log, root), serving.audit_max_bytes, serving.audit_backups
+        ),
+        writer=writer,
+        triage_batcher=MicroBatcher(triage.score, wait_seconds=wait, max_items=64),
+        change_batcher=MicroBatcher(change_risk.score, wait_seconds=wait, max_items=64),
+    )
+
+
+def create_app(service: Service, *, poll: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if poll:
+            service.champions.start(service.params.serving.poll_seconds)
+        await service.triage_batcher.start()
+        await service.change_batcher.start()
+        try:
+            yield
+        finally:
+            await service.triage_batcher.stop()
+            await service.change_batcher.stop()
+            service.champions.stop()
+            service.audit.close()
+            if service.writer is not None:
+                service.writer.close()
+
+    app = FastAPI(
+        title="itsm-ml scoring service",
+        version=__version__,
+        summary="Ticket triage and change risk from the MLflow registry's champions.",
+        description=(
+            "Send ServiceNow-shaped records; every answer names the registered model version "
+            "that produced it. Bearer tokens carry scopes: `score:tickets`, `score:changes`, "
+            "`models:read` (`admin` holds all); create them with `itsm-ml token create`."
+        ),
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodyLimit, limit=service.params.serving.max_body_bytes)
+    _errors(app)
+    bearer = HTTPBearer(auto_error=False, description="A token from `itsm-ml token create`.")
+
+    def scope(required: str) -> Callable[..., TokenRecord]:
+        def check(
+            credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+        ) -> TokenRecord:
+            record = service.tokens.verify(credentials.credentials) if credentials else None
+            if record is None:
+                raise HTTPException(
+                    401,
+                    "missing or invalid bearer token",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+            if not record.allows(required):
+                raise HTTPException(403, f"token {record.id} lacks the scope {required!r}")
+            return record
+
+        return check
+
+    def ready() -> None:
+        if not service.champions.ready:
+            raise HTTPException(503, "models are loading", headers={"Retry-After": "5"})
+
+    @app.get("/healthz", response_model=Health, tags=["operations"])
+    def healthz() -> Health:
+        """The process is up (it may still be loading models: see /readyz)."""
+        return Health(status="ok")
+
+    @app.get(
+        "/readyz",
+        response_model=Health,
+        tags=["operations"],
+        responses={503: {"model": Health, "description": "Not ready yet"}},
+    )
+    def readyz() -> JSONResponse:
+        """Ready once the registry was read and every champion found is loaded."""
+        loaded = {s.name: s.loaded.version for s in service.champions.statuses() if s.loaded}
+        is_ready = service.champions.ready and bool(loaded)
+        body = Health(status="ready" if is_ready else "not ready", detail={"champions": loaded})
+        return JSONResponse(body.model_dump(), status_code=200 if is_ready else 503)
+
+    @app.get("/v1/models", response_model=Models, tags=["models"])
+    def models(token: Annotated[TokenRecord, Depends(scope(MODELS))]) -> Models:
+        """The registered models this service answers with, their live versions and history."""
+        serves = {t.registered_model: f"tickets: {t.name}" for t in service.triage.targets}
+        serves[service.change_risk.registered_model] = "changes: risk"
+        return Models(
+            models=[
+                ModelStatus(
+                    name=s.name,
+                    serves=serves.get(s.name, ""),
+                    version=s.loaded.version if s.loaded else None,
+                    loaded_at=s.loaded.loaded_at if s.loaded else None,
+                    checked_at=s.checked_at,
+                    error=s.error,
+                    history=s.history,
+                )
+                for s in service.champions.statuses()
+            ]
+        )
+
+    async def scored(
+        request: Request,
+        token: TokenRecord,
+        work: Callable[[], Awaitable[list[Any]]],
+        describe: Callable[[Any], dict[str, Any]],
+    ) -> list[Any]:
+        """Run `work`, then audit each answer (or the failure) with the request's latency."""
+        start = time.perf_counter()
+        request_id = request.state.request_id
+        base = {"request": request_id, "token": token.id, "endpoint": request.url.path}
+        try:
+            results = await work()
+        except NoChampionError as exc:
+            _audit_failure(service, base, start, 503)
+            raise HTTPException(503, str(exc)) from exc
+        except Exception as exc:
+            # Type and place only: the message may quote the record.
+            _audit_failure(service, base, start, 500)
+            log.error("request %s: scoring failed: %s at %s", request_id, *_where(exc))
+            detail = f"the model failed on this record (request {request_id})"
+            raise HTTPException(500, detail) from exc
+        latency = round((time.perf_counter() - start) * 1000, 2)
+        service.audit.write({**base, **describe(r), "latency_ms": latency} for r in results)
+        return results
+
+    def _versions_header(results: Sequence[TriageResult | ChangeRiskResult]) -> str:
+        found: dict[str, str] = {}
+        for result in results:
+            if isinstance(result, TriageResult):
+                found.update({a.model: a.version for a in result.answers.values()})
+            else:
+                found[result.model] = result.version
+        return ",".join(f"{name}={version}" for name, version in sorted(found.items()))
+
+    def write_back(results: list[TriageResult], request_id: str) -> None:
+        assert service.writer is not None
+        for result in results:
+            update = triage_update(result)
+            if update is None:
+                continue
+            try:
+                outcome = service.writer.update(
+                    update.sys_id, update.fields, update.note, update.key
+                )
+                status: str = outcome.status
+            except WriteBackError as exc:
+                status = f"failed ({exc.status or 'unreachable'})"
+                log.warning("write-back of %s failed: %s", update.sys_id, exc)
+            service.audit.write(
+                [{"request": request_id, "endpoint": "write-back", "number": result.number,
+                  "sys_id": update.sys_id, "write_back": status}]
+            )  # fmt: skip
+
+    def check_write_back(requested: bool) -> None:
+        if requested and service.writer is None:
+            raise HTTPException(
+                409, "write-back is not configured: set serving.writeback.url in params.yaml"
+            )
+
+    @app.post(
+        "/v1/triage",
+        response_model=TriageResult,
+        tags=["tickets"],
+        dependencies=[Depends(ready)],
+        responses={503: {"description": "No champion to answer, or models still loading"}},
+    )
+    async def triage(
+        incident: Incident,
+        request: Request,
+        token: Annotated[TokenRecord, Depends(scope(TICKETS))],
+        write_back_: Annotated[
+            bool, Query(alias="write_back", description="Also write the answer onto the ticket.")
+        ] = False,
+    ) -> JSONResponse:
+        """Route one incident: the auto-route decision, or the top suggestions."""
+        check_write_back(write_back_)
+        results = await scored(
+            request, token, lambda: _one(service.triage_batcher.submit(incident)), _triage_audit
+        )
+        return _answer(request, results[0], _versions_header(results), write_back_, write_back)
+
+    @app.post(
+        "/v1/triage/batch",
+        response_model=TriageBatchResult,
+        tags=["tickets"],
+        dependencies=[Depends(ready)],
+    )
+    async def triage_batch(
+        batch: IncidentBatch,
+        request: Request,
+        token: Annotated[TokenRecord, Depends(scope(TICKETS))],
+        write_back_: Annotated[bool, Query(alias="write_back")] = False,
+    ) -> JSONResponse:
+        """Route many incidents in one call (up to `serving.max_batch`)."""
+        _check_batch(service, batch.records)
+        check_write_back(write_back_)
+        results = await scored(
+            request, token, lambda: _in_thread(service.triage.score, batch.records), _triage_audit
+        )
+        body = TriageBatchResult(results=results)
+        return _answer(request, body, _versions_header(results), write_back_, write_back, results)
+
+    @app.post(
+        "/v1/change-risk",
+        response_model=ChangeRiskResult,
+        tags=["changes"],
+        dependencies=[Depends(ready)],
+        responses={503: {"description": "No champion to answer, or models still loading"}},
+    )
+    async def change_risk(
+        change: ChangeRequest,
+        request: Request,
+        token: Annotated[TokenRecord, Depends(scope(CHANGES))],
+    ) -> JSONResponse:
+        """Risk of one change request: probability of failure, band, reasons, conflicts."""
+        results = await scored(
+            request, token, lambda: _one(service.change_batcher.submit(change)), _change_audit
+        )
+        return _answer(request, results[0], _versions_header(results))
+
+    @app.post(
+        "/v1/change-risk/batch",
+        response_model=ChangeRiskBatchResult,
+        tags=["changes"],
+        dependencies=[Depends(ready)],
+    )
+    async def change_risk_batch(
+        batch: ChangeBatch, request: Request, token: Annotated[TokenRecord, Depends(scope(CHANGES))]
+    ) -> JSONResponse:
+        """Risk of many change requests in one call (up to `serving.max_batch`)."""
+        _check_batch(service, batch.records)
+        results = await scored(
+            request,
+            token,
+            lambda: _in_thread(service.change_risk.score, batch.records),
+            _change_audit,
+        )
+        body = ChangeRiskBatchResult(results=results)
+        return _answer(request, body, _versions_header(results))
+
+    @app.middleware("http")
+    async def request_id(request: Request, call_next: Callable[..., Awaitable[Any]]) -> Any:
+        request.state.request_id = uuid.uuid4().hex[:16]
+        response = await call_next(request)
+        response.headers["X-Request-ID"] = request.state.request_id
+        return response
+
+    return app
+
+
+async def _one(pending: Awaitable[Any]) -> list[Any]:
+    return [await pending]
+
+
+async def _in_thread(score: Callable[[Any], list[Any]], records: Any) -> list[Any]:
+    import anyio.to_thread
+
+    return await anyio.to_thread.run_sync(score, records)
+
+
+def _answer(
+    request: Request,
+    body: Any,
+    versions: str,
+    write_back: bool = False,
+    writer: Callable[[list[TriageResult], str], None] | None = None,
+    results: list[TriageResult] | None = None,
+) -> JSONResponse:
+    from starlette.background import BackgroundTask
+
+    task = None
+    if write_back and writer is not None:
+        task = BackgroundTask(writer, results or [body], request.state.request_id)
+    return JSONResponse(
+        jsonable_encoder(body), headers={"X-Model-Versions": versions}, background=task
+    )
+
+
+def _check_batch(service: Service, records: Sequence[Any]) -> None:
+    limit = service.params.serving.max_batch
+    if len(records) > limit:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "too_long",
+                    "loc": ("body", "records"),
+                    "msg": f"at most {limit} records per batch (serving.max_batch); got {len(records)}",
+                }
+            ]
+        )
+
+
+def _triage_audit(result: TriageResult) -> dict[str, Any]:
+    return {
+        "number": result.number,
+        "sys_id": result.sys_id,
+        "models": {a.model: a.version for a in result.answers.values()},
+        "decisions": {
+            name: a.value if a.decision == "auto_route" else "suggest"
+            for name, a in result.answers.items()
+        },
+    }
+
+
+def _change_audit(result: ChangeRiskResult) -> dict[str, Any]:
+    return {
+        "number": result.number,
+        "sys_id": result.sys_id,
+        "models": {result.model: result.version},
+        "decisions": {"band": result.band, "probability": round(result.probability, 4)},
+    }
+
+
+def _audit_failure(service: Service, base: dict[str, Any], start: float, status: int) -> None:
+    latency = round((time.perf_counter() - start) * 1000, 2)
+    service.audit.write([{**base, "status": status, "latency_ms": latency}])
+
+
+def _errors(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # The field and the rule, never the submitted value: it may be ticket text.
+        problems = [
+            {
+                "field": _field_name(err["loc"]),
+                "loc": list(err["loc"]),
+                "message": err["msg"],
+                "type": err["type"],
+            }
+            for err in exc.errors()
+        ]
+        fields = ", ".join(sorted({p["field"] for p in problems}))
+        return JSONResponse(
+            {"detail": f"invalid request: {fields}", "errors": problems}, status_code=422
+        )
+
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, exc: Exception) -> JSONResponse:
+        # Only the type and where it happened: exception messages may quote ticket content.
+        request_id = getattr(request.state, "request_id", "?")
+        log.error("request %s failed: %s at %s", request_id, *_where(exc))
+        return JSONResponse({"detail": f"internal error (request {request_id})"}, status_code=500)
+
+
+def _where(exc: BaseException) -> tuple[str, str]:
+    """The exception's type and the innermost file:line of its traceback."""
+    frame = exc.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    place = f"{frame.tb_frame.f_code.co_filename}:{frame.tb_lineno}" if frame else "?"
+    return type(exc).__name__, place
+
+
+def _field_name(loc: Sequence[Any]) -> str:
+    """`records.3.caller_id` from pydantic's location, without the union members it tried
+    (`constrained-str`, `Reference`) and without the leading `body`."""
+    parts = [str(p) for p in loc[1:] if isinstance(p, int) or str(p).isidentifier()]
+    parts = [p for p in parts if not p[:1].isupper()]
+    return ".".join(parts) or str(loc[0])
+
+
+class BodyLimit:
+    """413 for a body over the limit, by Content-Length or while it streams in."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(send)
+            return
+        received = 0
+        started = False
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise _TooLarge(self.limit)
+            return message
+
+        async def tracking(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited, tracking)
+        except _TooLarge:
+            if not started:
+                await self._refuse(send)
+
+    async def _refuse(self, send: Send) -> None:
+        response = JSONResponse(
+            {"detail": f"request body over {self.limit} bytes (serving.max_body_bytes)"},
+            status_code=413,
+        )
+        await response({"type": "http"}, _no_body, send)
+
+
+async def _no_body() -> Message:
+    return {"type": "http.disconnect"}
+
+
+class _TooLarge(HTTPException):
+    """An HTTPException, so FastAPI's body parsing passes it on instead of answering 400."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body over {limit} bytes (serving.max_body_bytes)")

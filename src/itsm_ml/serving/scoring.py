@@ -1,0 +1,139 @@
+"""From request records to answers, with the champions live at the moment of scoring.
+
+Records are mapped onto the canonical tables by the ingestion adapters
+(`sources.servicenow`), so a served ticket is read exactly as a trained one was. Each call
+takes one snapshot of the champions: every answer of a call names the version that made it,
+even if an alias moves meanwhile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from itsm_ml import answers
+from itsm_ml.serving.api import (
+    ChangeRequest,
+    ChangeRiskResult,
+    Incident,
+    TriageAnswer,
+    TriageResult,
+    plain,
+)
+from itsm_ml.serving.champions import Champions, Loaded
+from itsm_ml.sources.servicenow import (
+    INCIDENT_FIELDS,
+    change_requests_to_canonical,
+    incidents_to_canonical,
+)
+
+
+class NoChampionError(Exception):
+    """No champion can answer: the service says 503 and which model to promote."""
+
+
+@dataclass(frozen=True)
+class TriageTarget:
+    name: str  # routing, category, ...
+    registered_model: str
+    field: str  # the incident field the answer sets
+
+
+def incident_frame(records: Sequence[Incident]) -> pd.DataFrame:
+    columns = ("number", "opened_at", "short_description", "description", *INCIDENT_FIELDS)
+    data = {c: [plain(getattr(r, c)) for r in records] for c in columns}
+    return pd.DataFrame(data, dtype="string")
+
+
+CHANGE_REQUEST_FIELDS = (
+    *("number", "opened_at", "start_date", "end_date"),
+    *("type", "cmdb_ci", "business_service", "assignment_group"),
+)
+
+
+def change_frame(records: Sequence[ChangeRequest]) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    data: dict[str, list[Any]] = {
+        c: [plain(getattr(r, c)) for r in records] for c in CHANGE_REQUEST_FIELDS
+    }
+    measures = sorted({k for r in records for k in (r.measures or {})})
+    data["size"] = [r.size for r in records]
+    for name in measures:
+        data[name] = [(r.measures or {}).get(name) for r in records]
+    frame = pd.DataFrame(data).astype("string")
+    return frame, ("size", *measures)
+
+
+class TriageScorer:
+    def __init__(self, champions: Champions, targets: Sequence[TriageTarget]) -> None:
+        self.champions = champions
+        self.targets = list(targets)
+
+    def snapshot(self) -> dict[str, Loaded]:
+        found = {t.name: self.champions.get(t.registered_model) for t in self.targets}
+        live = {name: loaded for name, loaded in found.items() if loaded is not None}
+        if not live:
+            names = ", ".join(t.registered_model for t in self.targets)
+            raise NoChampionError(
+                f"no champion for {names}; promote one with `itsm-ml promote MODEL`"
+            )
+        return live
+
+    def score(self, records: Sequence[Incident]) -> list[TriageResult]:
+        live = self.snapshot()
+        tickets = incidents_to_canonical(incident_frame(records))
+        per_target: dict[str, list[dict[str, Any]]] = {}
+        for target in self.targets:
+            if target.name in live:
+                answer = live[target.name].model.respond(tickets)
+                per_target[target.name] = answer.to_dict("records")
+        unavailable = [t.name for t in self.targets if t.name not in live]
+        fields = {t.name: t.field for t in self.targets}
+        results = []
+        for i, record in enumerate(records):
+            results.append(
+                TriageResult(
+                    sys_id=record.sys_id,
+                    number=record.number,
+                    answers={
+                        name: TriageAnswer(
+                            model=live[name].name,
+                            version=live[name].version,
+                            field=fields[name],
+                            **answers.triage_record(rows[i]),
+                        )
+                        for name, rows in per_target.items()
+                    },
+                    unavailable=unavailable,
+                )
+            )
+        return results
+
+
+class ChangeRiskScorer:
+    def __init__(self, champions: Champions, registered_model: str) -> None:
+        self.champions = champions
+        self.registered_model = registered_model
+
+    def score(self, records: Sequence[ChangeRequest]) -> list[ChangeRiskResult]:
+        loaded = self.champions.get(self.registered_model)
+        if loaded is None:
+            raise NoChampionError(
+                f"no champion for {self.registered_model}; promote one with "
+                f"`itsm-ml promote change-risk`"
+            )
+        frame, numeric = change_frame(records)
+        changes = change_requests_to_canonical(frame, numeric=numeric)
+        rows = loaded.model.respond(changes).to_dict("records")
+        return [
+            ChangeRiskResult(
+                sys_id=record.sys_id,
+                number=record.number,
+                model=loaded.name,
+                version=loaded.version,
+                **answers.change_risk_record(row),
+            )
+            for record, row in zip(records, rows, strict=True)
+        ]

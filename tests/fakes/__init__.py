@@ -1,0 +1,1 @@
+"""In-process stand-ins for the external systems the project talks to."""

@@ -1,0 +1,308 @@
+"""The service's contract: auth and scopes, status codes, answers, audit trail, write-back."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from itsm_ml.config import Params
+from itsm_ml.serving.api import Incident
+from itsm_ml.serving.app import build_service, create_app
+from itsm_ml.serving.scoring import incident_frame
+from itsm_ml.sources.servicenow import incidents_to_canonical
+from itsm_ml.tokens import STORE_NAME, TokenStore
+from tests.fakes.servicenow import FakeServiceNow
+from tests.unit.serving.conftest import (
+    ROOT,
+    ClientFactory,
+    FakeRegistry,
+    auth,
+    incident_records,
+    with_serving,
+)
+
+
+def test_healthz_needs_no_token_and_readyz_waits_for_the_models(
+    project: Path, params: Params, registry_with_routing: FakeRegistry
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from itsm_ml.serving.champions import Champions
+
+    champions = Champions(
+        ["ticket-routing"], resolve=registry_with_routing.resolve, load=registry_with_routing.load
+    )
+    app = create_app(build_service(params, project, champions=champions), poll=False)
+    with TestClient(app) as client:
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/readyz").status_code == 503
+        champions.refresh()
+        ready = client.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json()["detail"]["champions"] == {"ticket-routing": "1"}
+
+
+def test_a_ticket_is_answered_by_the_champion_naming_its_version(
+    make_client: ClientFactory, tokens: dict[str, str], tickets: pd.DataFrame, routing_model: Any
+) -> None:
+    client = make_client()
+    record = incident_records(tickets, 1)[0]
+    response = client.post("/v1/triage", json=record, headers=auth(tokens["tickets"]))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    routing = body["answers"]["routing"]
+    assert (routing["model"], routing["version"], routing["field"]) == (
+        "ticket-routing",
+        "1",
+        "assignment_group",
+    )
+    assert body["unavailable"] == ["category", "priority"]
+    assert response.headers["X-Model-Versions"] == "ticket-routing=1"
+    # The same answer as the model gives the ticket read by the ingestion adapter.
+    canonical = incidents_to_canonical(incident_frame([Incident(**record)]))
+    expected = routing_model.respond(canonical).iloc[0]
+    assert routing["suggestions"][0]["value"] == expected["label"]
+    assert routing["probability"] == pytest.approx(expected["probability"])
+    assert routing["decision"] == ("auto_route" if expected["auto_route"] else "suggest")
+    assert (routing["value"] is not None) == bool(expected["auto_route"])
+
+
+def test_reference_fields_use_their_display_value(
+    make_client: ClientFactory, tokens: dict[str, str], tickets: pd.DataFrame
+) -> None:
+    client = make_client()
+    record = incident_records(tickets, 1)[0]
+    as_reference = {
+        **record,
+        "caller_id": {"value": "6816f79c", "display_value": record["caller_id"]},
+    }
+    plain = client.post("/v1/triage", json=record, headers=auth(tokens["tickets"])).json()
+    referenced = client.post(
+        "/v1/triage", json=as_reference, headers=auth(tokens["tickets"])
+    ).json()
+    assert referenced["answers"] == plain["answers"]
+
+
+def test_batch_answers_each_record_in_order(
+    make_client: ClientFactory, tokens: dict[str, str], tickets: pd.DataFrame
+) -> None:
+    client = make_client()
+    records = incident_records(tickets, 40)
+    batch = client.post(
+        "/v1/triage/batch", json={"records": records}, headers=auth(tokens["tickets"])
+    )
+    assert batch.status_code == 200, batch.text
+    results = batch.json()["results"]
+    assert [r["number"] for r in results] == [r["number"] for r in records]
+    single = client.post("/v1/triage", json=records[7], headers=auth(tokens["tickets"])).json()
+    assert results[7]["answers"] == single["answers"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({}, 401),
+        ({"Authorization": "Bearer itsm_nope_nope"}, 401),
+        ({"Authorization": "Basic dXNlcjpwYXNz"}, 401),
+    ],
+)
+def test_missing_or_bad_tokens_get_401(
+    make_client: ClientFactory, headers: dict[str, str], status: int
+) -> None:
+    response = make_client().post("/v1/triage", json={"number": "INC1"}, headers=headers)
+    assert response.status_code == status
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_a_token_without_the_scope_gets_403_and_admin_gets_in(
+    make_client: ClientFactory, tokens: dict[str, str]
+) -> None:
+    client = make_client()
+    wrong = client.post("/v1/triage", json={"number": "INC1"}, headers=auth(tokens["changes"]))
+    assert wrong.status_code == 403
+    assert "score:tickets" in wrong.json()["detail"]
+    assert client.get("/v1/models", headers=auth(tokens["tickets"])).status_code == 403
+    assert client.get("/v1/models", headers=auth(tokens["models"])).status_code == 200
+    admin = client.post("/v1/triage", json={"number": "INC1"}, headers=auth(tokens["admin"]))
+    assert admin.status_code == 200
+
+
+def test_a_revoked_token_is_refused_on_the_next_request(
+    make_client: ClientFactory, tokens: dict[str, str], project: Path
+) -> None:
+    client = make_client()
+    token = tokens["tickets"]
+    assert client.post("/v1/triage", json={}, headers=auth(token)).status_code == 200
+    TokenStore(project / STORE_NAME).revoke(token.split("_")[1])
+    assert client.post("/v1/triage", json={}, headers=auth(token)).status_code == 401
+
+
+def test_an_invalid_body_gets_422_naming_the_field_without_echoing_it(
+    make_client: ClientFactory, tokens: dict[str, str]
+) -> None:
+    client = make_client()
+    secret_text = "password is hunter2"
+    response = client.post(
+        "/v1/triage",
+        json={"short_description": secret_text, "caller_id": 5},
+        headers=auth(tokens["tickets"]),
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"] == "invalid request: caller_id"
+    assert secret_text not in response.text
+    nested = client.post(
+        "/v1/triage/batch",
+        json={"records": [{}, {"impact": ["x"]}]},
+        headers=auth(tokens["tickets"]),
+    )
+    assert nested.status_code == 422
+    assert nested.json()["detail"] == "invalid request: records.1.impact"
+
+
+def test_a_batch_over_the_limit_gets_422_naming_records(
+    make_client: ClientFactory, tokens: dict[str, str], params: Params
+) -> None:
+    client = make_client(with_serving(params, max_batch=3))
+    response = client.post(
+        "/v1/triage/batch", json={"records": [{}] * 4}, headers=auth(tokens["tickets"])
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "records"
+
+
+def test_a_body_over_the_limit_gets_413(
+    make_client: ClientFactory, tokens: dict[str, str], params: Params
+) -> None:
+    client = make_client(with_serving(params, max_body_bytes=1000))
+    big = {"short_description": "x" * 2000}
+    declared = client.post("/v1/triage", json=big, headers=auth(tokens["tickets"]))
+    assert declared.status_code == 413
+
+    def chunks() -> Any:  # no Content-Length: counted while it streams in
+        yield json.dumps(big).encode()[:600]
+        yield json.dumps(big).encode()[600:]
+
+    streamed = client.post(
+        "/v1/triage",
+        content=chunks(),
+        headers={**auth(tokens["tickets"]), "Content-Type": "application/json"},
+    )
+    assert streamed.status_code == 413
+
+
+def test_no_champion_gets_503_saying_what_to_promote(
+    make_client: ClientFactory, tokens: dict[str, str]
+) -> None:
+    response = make_client().post(
+        "/v1/change-risk", json={"number": "CHG1"}, headers=auth(tokens["changes"])
+    )
+    assert response.status_code == 503
+    assert "change-risk" in response.json()["detail"]
+    assert "itsm-ml promote" in response.json()["detail"]
+
+
+def test_every_scored_record_is_audited_without_text_or_token(
+    make_client: ClientFactory, tokens: dict[str, str], tickets: pd.DataFrame, project: Path
+) -> None:
+    client = make_client()
+    records = incident_records(tickets, 3)
+    client.post("/v1/triage", json=records[0], headers=auth(tokens["tickets"]))
+    client.post("/v1/triage/batch", json={"records": records}, headers=auth(tokens["admin"]))
+    log = project / "reports" / "audit" / "scoring.jsonl"
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(lines) == 4
+    assert [line["endpoint"] for line in lines] == ["/v1/triage"] + ["/v1/triage/batch"] * 3
+    assert lines[0]["token"] == tokens["tickets"].split("_")[1]
+    assert lines[0]["models"] == {"ticket-routing": "1"}
+    assert lines[0]["number"] == records[0]["number"]
+    assert set(lines[0]["decisions"]) == {"routing"}
+    assert all(line["latency_ms"] > 0 for line in lines)
+    text = log.read_text()
+    for record in records:
+        assert record["short_description"] not in text
+    assert tokens["tickets"].split("_")[2] not in text
+
+
+def test_the_audit_log_rotates_by_size(
+    make_client: ClientFactory, tokens: dict[str, str], params: Params, project: Path
+) -> None:
+    client = make_client(with_serving(params, audit_max_bytes=2000, audit_backups=3))
+    for i in range(30):
+        client.post("/v1/triage", json={"number": f"INC{i}"}, headers=auth(tokens["tickets"]))
+    folder = project / "reports" / "audit"
+    files = sorted(p.name for p in folder.iterdir())
+    assert files == ["scoring.jsonl", "scoring.jsonl.1", "scoring.jsonl.2", "scoring.jsonl.3"]
+    assert all((folder / f).stat().st_size <= 2000 for f in files)
+
+
+class Exploding:
+    def respond(self, frame: pd.DataFrame) -> pd.DataFrame:
+        raise ValueError(f"cannot score {frame['text'].iloc[0]}")
+
+
+def test_a_model_error_is_a_500_whose_log_names_no_ticket_text(
+    make_client: ClientFactory, tokens: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = FakeRegistry()
+    fake.versions[("ticket-routing", "1")] = Exploding()
+    fake.aliases["ticket-routing"] = "1"
+    client = make_client(registry=fake)
+    with caplog.at_level(logging.INFO):
+        response = client.post(
+            "/v1/triage",
+            json={"short_description": "my salary slip"},
+            headers=auth(tokens["tickets"]),
+        )
+    assert response.status_code == 500
+    assert "ValueError" in caplog.text
+    assert "salary" not in caplog.text
+    assert "salary" not in response.text
+
+
+def test_write_back_patches_the_ticket_once(
+    make_client: ClientFactory, tokens: dict[str, str], tickets: pd.DataFrame, project: Path
+) -> None:
+    from itsm_ml.serving.writeback import ServiceNowWriter
+
+    record = incident_records(tickets, 1)[0]
+    with FakeServiceNow(user="bot", password="pw") as itsm:
+        itsm.seed(record["sys_id"], short_description=record["short_description"])
+        writer = ServiceNowWriter(itsm.url, ("bot", "pw"), sleep=lambda s: None)
+        client = make_client(writer=writer)
+        for _ in range(2):  # the ITSM replays its call: still one note
+            response = client.post(
+                "/v1/triage?write_back=true", json=record, headers=auth(tokens["tickets"])
+            )
+            assert response.status_code == 200
+        journal = itsm.journal(record["sys_id"])
+        assert len(journal) == 1
+        routing = response.json()["answers"]["routing"]
+        assert "ticket-routing v1" in journal[0]
+        if routing["decision"] == "auto_route":
+            assert itsm.record(record["sys_id"])["assignment_group"] == routing["value"]
+        else:
+            assert routing["suggestions"][0]["value"] in journal[0]
+    audit = (project / "reports" / "audit" / "scoring.jsonl").read_text()
+    assert '"write_back":"written"' in audit
+    assert '"write_back":"already_written"' in audit
+
+
+def test_write_back_without_a_target_is_refused(
+    make_client: ClientFactory, tokens: dict[str, str]
+) -> None:
+    response = make_client().post(
+        "/v1/triage?write_back=true", json={"sys_id": "a1"}, headers=auth(tokens["tickets"])
+    )
+    assert response.status_code == 409
+    assert "serving.writeback.url" in response.json()["detail"]
+
+
+def test_the_checked_in_openapi_schema_matches_the_service(project: Path, params: Params) -> None:
+    served = create_app(build_service(params, project), poll=False).openapi()
+    checked_in = json.loads((ROOT / "reports" / "openapi.json").read_text())
+    assert checked_in == served, "run: itsm-ml serve --openapi reports/openapi.json"
