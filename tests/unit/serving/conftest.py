@@ -45,6 +45,19 @@ def tickets() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="session")
+def change_scorer() -> Any:
+    from itsm_ml.change_risk_stages import build_scorer
+    from itsm_ml.config import ChangeRiskParams
+
+    source = GeneratorSource(
+        kind="generator", rows=3000, seed=4, start=date(2025, 1, 1), end=date(2025, 9, 30)
+    )
+    changes = load_table("changes", source)
+    split = time_split(changes, "opened_at", 0.2, 0.01)
+    return build_scorer(ChangeRiskParams(n_jobs=1)).fit(split.train, split.valid)
+
+
+@pytest.fixture(scope="session")
 def routing_model(tickets: pd.DataFrame) -> TriageModel:
     split = time_split(tickets, "opened_at", 0.2, 0.2)
     model = TriageModel(categorical=["caller", "channel", "ci", "service"], n_jobs=1)
@@ -113,10 +126,13 @@ def tokens(project: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def registry_with_routing(routing_model: TriageModel) -> FakeRegistry:
+def registry_with_routing(routing_model: TriageModel, change_scorer: Any) -> FakeRegistry:
+    """Champions: ticket-routing v1 and change-risk v3 (category and priority have none)."""
     fake = FakeRegistry()
     fake.versions[("ticket-routing", "1")] = routing_model
     fake.aliases["ticket-routing"] = "1"
+    fake.versions[("change-risk", "3")] = change_scorer
+    fake.aliases["change-risk"] = "3"
     return fake
 
 

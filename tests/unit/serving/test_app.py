@@ -198,12 +198,49 @@ def test_a_body_over_the_limit_gets_413(
 def test_no_champion_gets_503_saying_what_to_promote(
     make_client: ClientFactory, tokens: dict[str, str]
 ) -> None:
-    response = make_client().post(
+    empty = FakeRegistry()
+    response = make_client(registry=empty).post(
         "/v1/change-risk", json={"number": "CHG1"}, headers=auth(tokens["changes"])
     )
     assert response.status_code == 503
     assert "change-risk" in response.json()["detail"]
     assert "itsm-ml promote" in response.json()["detail"]
+
+
+def test_a_change_request_gets_probability_band_reasons_and_conflicts(
+    make_client: ClientFactory, tokens: dict[str, str], change_scorer: Any
+) -> None:
+    client = make_client()
+    base = {
+        "opened_at": "2025-10-01 09:00:00",
+        "start_date": "2025-10-03 22:00:00",
+        "end_date": "2025-10-04 02:00:00",
+        "type": "normal",
+        "cmdb_ci": {"display_value": "CI 3", "value": "f00"},
+        "size": 12,
+    }
+    one = client.post(
+        "/v1/change-risk", json={**base, "number": "CHG1"}, headers=auth(tokens["changes"])
+    )
+    assert one.status_code == 200, one.text
+    body = one.json()
+    assert (body["model"], body["version"]) == ("change-risk", "3")
+    assert 0 < body["probability"] < 1
+    assert body["band"] in {"very high", "high", "medium", "low"}
+    assert len(body["reasons"]) == 3
+    # Two changes in the same window on the same CI conflict with each other.
+    batch = client.post(
+        "/v1/change-risk/batch",
+        json={"records": [{**base, "number": "CHG1"}, {**base, "number": "CHG2"}]},
+        headers=auth(tokens["changes"]),
+    )
+    assert batch.status_code == 200, batch.text
+    conflicts = [r["conflicts"] for r in batch.json()["results"]]
+    assert any("CHG2" in c for c in conflicts[0]), conflicts
+    assert (
+        client.post("/v1/change-risk", json=base, headers=auth(tokens["tickets"])).status_code
+        == 403
+    )
 
 
 def test_every_scored_record_is_audited_without_text_or_token(
