@@ -17,7 +17,7 @@ export UV_PYTHON_DOWNLOADS := never
 # mlflow and great_expectations from source again (imports 2-3x slower, measured).
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: run test lint typecheck unit lab ui bench dag help
+.PHONY: run test lint typecheck unit lab ui serve bench dag help
 .DEFAULT_GOAL := help
 
 help: ## list the targets
@@ -51,15 +51,21 @@ lab: .venv/.synced ## JupyterLab on the project's environment
 ui: .venv/.synced ## MLflow UI on the project's tracking store (one worker: 2 cores)
 	$(RUN) mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}" --workers 1
 
+serve: .venv/.synced ## the scoring service on http://127.0.0.1:8080 (docs at /docs); HOST=, PORT= to change
+	$(RUN) itsm-ml serve --host "$${HOST:-127.0.0.1}" --port "$${PORT:-8080}"
+
 bench: .venv/.synced ## benchmarks on the real datasets (adds the `bench` group: Evidently), written to reports/benchmarks.md
 	@test -n "$$ITSM_ML_DATASETS" || { echo "set ITSM_ML_DATASETS to the folder of the public datasets (e.g. ../shared/datasets)"; exit 2; }
 	$(RUN) python bench/ingest_validate.py --out reports/bench/ingest_validate.md
 	$(RUN) python bench/triage.py --out reports/bench/triage.md
 	$(RUN) python bench/change_risk.py --out reports/bench/change_risk.md
 	$(RUN) --group bench python bench/drift.py --out reports/bench/drift.md
+	$(RUN) python bench/serving.py --out reports/bench/serving.md
+	$(RUN) python bench/batch_scoring.py --out reports/bench/batch_scoring.md
 	@{ echo "# Benchmarks"; echo; echo "Measured by \`make bench\`; each section names its command and machine."; echo; \
 	   cat reports/bench/ingest_validate.md; echo; cat reports/bench/triage.md; echo; \
-	   cat reports/bench/change_risk.md; echo; cat reports/bench/drift.md; } > reports/benchmarks.md
+	   cat reports/bench/change_risk.md; echo; cat reports/bench/drift.md; echo; \
+	   cat reports/bench/serving.md; echo; cat reports/bench/batch_scoring.md; } > reports/benchmarks.md
 	@echo "wrote reports/benchmarks.md"
 
 dag: .venv/.synced ## show the pipeline

@@ -527,14 +527,81 @@ def serve(
             tmp.write_text(json.dumps(schema, indent=2) + "\n", encoding="utf-8")
         out.print(f"wrote {openapi}")
         return
+    import os
+
     import uvicorn
 
+    # Before any model is loaded: OpenMP (LightGBM, scikit-learn) reads it once, at load.
+    os.environ["OMP_NUM_THREADS"] = str(params.serving.threads)
     registry.configure(root)
     console.print(
         f"tracking store {registry.tracking_uri(root)}; champions are checked every "
         f"{params.serving.poll_seconds:g} s; docs at http://{host}:{port}/docs"
     )
     uvicorn.run(create_app(build_service(params, root)), host=host, port=port, log_level="info")
+
+
+class Engine(StrEnum):
+    local = "local"
+    dask = "dask"
+
+
+@app.command()
+def score(
+    model: Annotated[
+        str, typer.Option(help="Registered model (ticket-routing, change-risk, ...) or its key.")
+    ],
+    input_path: Annotated[
+        Path, typer.Option("--input", help="Export with ServiceNow field names (.csv or .csv.gz).")
+    ],
+    output_path: Annotated[Path, typer.Option("--output", help="CSV of answers to write.")],
+    version: Annotated[
+        str | None, typer.Option(help="A registered version; default: the champion.")
+    ] = None,
+    engine: Annotated[Engine, typer.Option(help="local: this process; dask: a cluster.")] = (
+        Engine.local
+    ),
+    scheduler: Annotated[
+        str | None,
+        typer.Option(help="Dask scheduler address (tcp://HOST:8786); default: a local cluster."),
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Workers of the local Dask cluster.")] = 2,
+    chunk_rows: Annotated[int, typer.Option(min=1, help="Records read and scored at a time.")] = (
+        10_000
+    ),
+    date_format: Annotated[
+        str | None, typer.Option(help="strftime format of the dates; default ISO 8601.")
+    ] = None,
+    params_path: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Score an export with a registered model: one answer row per record, in input order."""
+    from itsm_ml.batch_scoring import resolve_model, score_file, score_file_dask
+
+    params, root = _project(params_path)
+    if scheduler is not None and engine is not Engine.dask:
+        console.print("[red]error:[/red] --scheduler needs --engine dask")
+        raise typer.Exit(EXIT_USAGE)
+    found = resolve_model(params, root, model, version)
+    options: dict[str, Any] = {
+        "kind": found.kind,
+        "input_path": input_path,
+        "output_path": output_path,
+        "model_name": found.name,
+        "version": found.version,
+        "chunk_rows": chunk_rows,
+        "top_k": params.triage.top_k,
+        "numeric": params.change_risk.numeric,
+        "date_format": date_format,
+    }
+    if engine is Engine.dask:
+        summary = score_file_dask(found.model, scheduler=scheduler, n_workers=workers, **options)
+    else:
+        summary = score_file(found.model, **options)
+    counts = ", ".join(f"{k}: {v:,}" for k, v in summary.counts.items())
+    out.print(
+        f"{summary.rows:,} records scored by {found.name} v{found.version} ({summary.engine}) in "
+        f"{summary.seconds:.1f} s ({summary.rows_per_second:,.0f}/s) -> {summary.output}; {counts}"
+    )
 
 
 token_app = typer.Typer(

@@ -518,6 +518,11 @@ class ServingParams(_Strict):
         ge=0,
         description="Single requests arriving within this many ms are scored together.",
     )
+    threads: PositiveInt = Field(
+        1,
+        description="OpenMP threads per scoring call: with one, the other core parses and "
+        "answers requests meanwhile instead of both spinning for the same call.",
+    )
     writeback: WriteBackParams = WriteBackParams()
 
 

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -282,13 +282,15 @@ def create_app(service: Service, *, poll: bool = True) -> FastAPI:
         write_back_: Annotated[
             bool, Query(alias="write_back", description="Also write the answer onto the ticket.")
         ] = False,
-    ) -> JSONResponse:
+    ) -> Response:
         """Route one incident: the auto-route decision, or the top suggestions."""
         check_write_back(write_back_)
         results = await scored(
             request, token, lambda: _one(service.triage_batcher.submit(incident)), _triage_audit
         )
-        return _answer(request, results[0], _versions_header(results), write_back_, write_back)
+        return _answer(
+            request, results[0], _versions_header(results), write_back_, write_back, results
+        )
 
     @app.post(
         "/v1/triage/batch",
@@ -301,7 +303,7 @@ def create_app(service: Service, *, poll: bool = True) -> FastAPI:
         request: Request,
         token: Annotated[TokenRecord, Depends(scope(TICKETS))],
         write_back_: Annotated[bool, Query(alias="write_back")] = False,
-    ) -> JSONResponse:
+    ) -> Response:
         """Route many incidents in one call (up to `serving.max_batch`)."""
         _check_batch(service, batch.records)
         check_write_back(write_back_)
@@ -322,7 +324,7 @@ def create_app(service: Service, *, poll: bool = True) -> FastAPI:
         change: ChangeRequest,
         request: Request,
         token: Annotated[TokenRecord, Depends(scope(CHANGES))],
-    ) -> JSONResponse:
+    ) -> Response:
         """Risk of one change request: probability of failure, band, reasons, conflicts."""
         results = await scored(
             request, token, lambda: _one(service.change_batcher.submit(change)), _change_audit
@@ -337,7 +339,7 @@ def create_app(service: Service, *, poll: bool = True) -> FastAPI:
     )
     async def change_risk_batch(
         batch: ChangeBatch, request: Request, token: Annotated[TokenRecord, Depends(scope(CHANGES))]
-    ) -> JSONResponse:
+    ) -> Response:
         """Risk of many change requests in one call (up to `serving.max_batch`)."""
         _check_batch(service, batch.records)
         results = await scored(
@@ -371,19 +373,23 @@ async def _in_thread(score: Callable[[Any], list[Any]], records: Any) -> list[An
 
 def _answer(
     request: Request,
-    body: Any,
+    body: BaseModel,
     versions: str,
     write_back: bool = False,
     writer: Callable[[list[TriageResult], str], None] | None = None,
     results: list[TriageResult] | None = None,
-) -> JSONResponse:
+) -> Response:
     from starlette.background import BackgroundTask
 
     task = None
     if write_back and writer is not None:
-        task = BackgroundTask(writer, results or [body], request.state.request_id)
-    return JSONResponse(
-        jsonable_encoder(body), headers={"X-Model-Versions": versions}, background=task
+        task = BackgroundTask(writer, results or [], request.state.request_id)
+    # pydantic serialises the answer in Rust; FastAPI's jsonable_encoder walks it in Python.
+    return Response(
+        body.model_dump_json(),
+        media_type="application/json",
+        headers={"X-Model-Versions": versions},
+        background=task,
     )
 
 

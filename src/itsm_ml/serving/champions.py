@@ -8,6 +8,7 @@ load or sees a half-loaded model; a version that fails to load leaves the old on
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -107,6 +108,8 @@ class Champions:
                 change = self._refresh_one(status)
                 if change:
                     changes.append(change)
+            if changes:
+                _settle_heap()
             self._refreshed.set()
         return changes
 
@@ -163,3 +166,16 @@ class Champions:
         if self._thread is not None:
             self._thread.join(timeout=30)
             self._thread = None
+
+
+def _settle_heap() -> None:
+    """Collect the replaced models, then freeze what is loaded out of the collector's sight.
+
+    The loaded models and libraries are millions of long-lived objects; a full collection
+    walking them paused every request for 160 ms, measured under load. Frozen, a full
+    collection takes 3 ms. Unfreezing first lets the models just replaced be freed; this
+    one full collection happens once per alias move, not under every request.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
