@@ -289,7 +289,11 @@ def fuzz(base: str, token: str, work: Path) -> dict[str, Any]:
     started = time.perf_counter()
     run = subprocess.run(command, capture_output=True, text=True, cwd=work)
     seconds = time.perf_counter() - started
-    summary = run.stdout.strip().splitlines()[-12:]
+    summary = [
+        line
+        for line in run.stdout.strip().splitlines()[-12:]
+        if "NDJSON" not in line and "Reports:" not in line
+    ]
     statuses: dict[str, int] = {}
     for line in report.read_text().splitlines() if report.exists() else []:
         for status in _statuses(json.loads(line)):

@@ -41,8 +41,7 @@ from itsm_ml import answers, io
 from itsm_ml.config import Params
 from itsm_ml.errors import ConfigError, ItsmMlError, SourceError
 from itsm_ml.schemas import UNPARSED_PREFIX
-from itsm_ml.sources.csv_files import _decode_error as decode_error
-from itsm_ml.sources.csv_files import check_readable_text
+from itsm_ml.sources.csv_files import check_readable_text, decode_error
 from itsm_ml.sources.servicenow import (
     CHANGE_FIELDS,
     CHANGE_TIMES,
@@ -241,7 +240,7 @@ def read_header(path: Path, *, encoding: str = "utf-8", delimiter: str = ",") ->
     except pd.errors.EmptyDataError as exc:
         raise SourceError(f"{path}: no header row found (the file has no columns)") from exc
     except UnicodeDecodeError as exc:
-        raise decode_error(path, encoding) from exc
+        raise decode_error(path, encoding, "pass --encoding") from exc
     except pd.errors.ParserError as exc:
         raise SourceError(f"{path}: the header row is not valid CSV: {exc}") from exc
     return [str(c).strip() for c in header.columns]
@@ -317,7 +316,7 @@ def _parsed(reader: Any, raw: IO[bytes], path: Path, encoding: str) -> Iterator[
         except StopIteration:
             return
         except UnicodeDecodeError as exc:
-            raise decode_error(path, encoding) from exc
+            raise decode_error(path, encoding, "pass --encoding") from exc
         except pd.errors.ParserError as exc:
             where = f" after record {done:,}" if done else ""
             if "EOF inside string" in str(exc):

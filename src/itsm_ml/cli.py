@@ -572,6 +572,7 @@ def score(
     date_format: Annotated[
         str | None, typer.Option(help="strftime format of the dates; default ISO 8601.")
     ] = None,
+    encoding: Annotated[str, typer.Option(help="Text encoding of the export.")] = "utf-8",
     params_path: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Score an export with a registered model: one answer row per record, in input order."""
@@ -592,6 +593,7 @@ def score(
         "top_k": params.triage.top_k,
         "numeric": params.change_risk.numeric,
         "date_format": date_format,
+        "encoding": encoding,
     }
     if engine is Engine.dask:
         summary = score_file_dask(found.model, scheduler=scheduler, n_workers=workers, **options)

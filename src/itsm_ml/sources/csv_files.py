@@ -155,7 +155,7 @@ def read_csv_as_text(
     except pd.errors.EmptyDataError as exc:
         raise SourceError(f"{path}: no header row found (the file has no columns)") from exc
     except UnicodeDecodeError as exc:
-        raise _decode_error(path, encoding) from exc
+        raise decode_error(path, encoding) from exc
     except pd.errors.ParserError as exc:
         raise SourceError(f"{path}: the header row is not valid CSV: {exc}") from exc
     present = [str(c).strip() for c in header.columns]
@@ -174,7 +174,7 @@ def read_csv_as_text(
                 engine="c",
             )
     except UnicodeDecodeError as exc:
-        raise _decode_error(path, encoding) from exc
+        raise decode_error(path, encoding) from exc
     except pd.errors.ParserError as exc:
         if "EOF inside string" in str(exc):
             raise SourceError(
@@ -200,12 +200,15 @@ def _opened(path: Path) -> Iterator[tuple[Path | IO[bytes], str | None]]:
         yield io.BufferedReader(counting), compression
 
 
-def _decode_error(path: Path, encoding: str) -> SourceError:
+def decode_error(
+    path: Path, encoding: str, fix: str = "set `encoding` in the source params"
+) -> SourceError:
+    """Where the first undecodable bytes are; `fix` says how this caller chooses the encoding."""
     line, excerpt, reason = _first_undecodable_line(path, encoding)
     where = f" on line {line} ({reason}, near {excerpt!r})" if line else ""
     return SourceError(
         f"{path}: bytes that are not valid {encoding}{where}. "
-        "Re-export the file as UTF-8, or set `encoding` in the source params (e.g. cp1252)"
+        f"Re-export the file as UTF-8, or {fix} (e.g. cp1252)"
     )
 
 
