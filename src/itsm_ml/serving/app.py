@@ -67,8 +67,9 @@ class Service:
     tokens: CachedTokens
     audit: AuditLog
     writer: ServiceNowWriter | None
+    # Tickets only: a change's conflicts depend on the changes scored with it, so unrelated
+    # requests must not share a call.
     triage_batcher: MicroBatcher[Incident, TriageResult]
-    change_batcher: MicroBatcher[ChangeRequest, ChangeRiskResult]
 
 
 def triage_targets(params: Params) -> list[TriageTarget]:
@@ -114,7 +115,6 @@ def build_service(
         ),
         writer=writer,
         triage_batcher=MicroBatcher(triage.score, wait_seconds=wait, max_items=64),
-        change_batcher=MicroBatcher(change_risk.score, wait_seconds=wait, max_items=64),
     )
 
 
@@ -124,12 +124,10 @@ def create_app(service: Service, *, poll: bool = True) -> FastAPI:
         if poll:
             service.champions.start(service.params.serving.poll_seconds)
         await service.triage_batcher.start()
-        await service.change_batcher.start()
         try:
             yield
         finally:
             await service.triage_batcher.stop()
-            await service.change_batcher.stop()
             service.champions.stop()
             service.audit.close()
             if service.writer is not None:
@@ -327,7 +325,7 @@ def create_app(service: Service, *, poll: bool = True) -> FastAPI:
     ) -> Response:
         """Risk of one change request: probability of failure, band, reasons, conflicts."""
         results = await scored(
-            request, token, lambda: _one(service.change_batcher.submit(change)), _change_audit
+            request, token, lambda: _in_thread(service.change_risk.score, [change]), _change_audit
         )
         return _answer(request, results[0], _versions_header(results))
 

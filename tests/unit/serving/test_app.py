@@ -343,3 +343,45 @@ def test_the_checked_in_openapi_schema_matches_the_service(project: Path, params
     served = create_app(build_service(params, project), poll=False).openapi()
     checked_in = json.loads((ROOT / "reports" / "openapi.json").read_text())
     assert checked_in == served, "run: itsm-ml serve --openapi reports/openapi.json"
+
+
+def test_concurrent_change_requests_are_not_each_others_calendar(
+    project: Path, params: Params, registry_with_routing: FakeRegistry, tokens: dict[str, str]
+) -> None:
+    import asyncio
+
+    import httpx
+
+    from itsm_ml.serving.champions import Champions
+
+    champions = Champions(
+        ["change-risk"], resolve=registry_with_routing.resolve, load=registry_with_routing.load
+    )
+    champions.refresh()
+    app = create_app(build_service(params, project, champions=champions), poll=False)
+    window = {
+        "start_date": "2025-10-03 22:00:00",
+        "end_date": "2025-10-04 02:00:00",
+        "cmdb_ci": "CI 3",
+        "opened_at": "2025-10-01 09:00:00",
+    }
+
+    async def both() -> list[dict[str, Any]]:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                answers = await asyncio.gather(
+                    *(
+                        client.post(
+                            "/v1/change-risk",
+                            json={**window, "number": number},
+                            headers=auth(tokens["changes"]),
+                        )
+                        for number in ("CHG1", "CHG2")
+                    )
+                )
+        return [a.json() for a in answers]
+
+    first, second = asyncio.run(both())
+    assert not any("CHG2" in c for c in first["conflicts"])
+    assert not any("CHG1" in c for c in second["conflicts"])
