@@ -71,6 +71,7 @@ def as_records(tickets: pd.DataFrame) -> list[dict[str, Any]]:
 def prepare(datasets: str, work: Path) -> tuple[list[dict[str, Any]], str, dict[str, float]]:
     """Train and register the champions; returns payloads, a token and fit times."""
     import joblib
+    import mlflow
 
     from itsm_ml import registry
     from itsm_ml.config import load_params
@@ -92,7 +93,7 @@ def prepare(datasets: str, work: Path) -> tuple[list[dict[str, Any]], str, dict[
     test = tickets.iloc[test_start:]
     triage = params.triage
     features = [f for f in triage.features if f in tickets and tickets[f].notna().any()]
-    client = __import__("mlflow").MlflowClient()
+    client = mlflow.MlflowClient()
     fit_seconds = {}
     for name, spec in triage.targets.items():
         model = build_model(triage, features, None)

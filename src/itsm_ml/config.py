@@ -505,9 +505,6 @@ class ServingParams(_Strict):
         8_000_000, description="Larger request bodies are refused with 413."
     )
     max_batch: PositiveInt = Field(5000, description="Records in one batch request.")
-    max_text_chars: PositiveInt = Field(
-        100_000, description="Longest description accepted (the ingestion limit)."
-    )
     audit_log: str = Field("reports/audit/scoring.jsonl", description="Append-only audit trail.")
     audit_max_bytes: PositiveInt = Field(
         50_000_000, description="Rotate the audit log at this size."

@@ -8,12 +8,11 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
 
-from itsm_ml import answers, registry
+from itsm_ml import answers
 from itsm_ml.batch_scoring import (
     resolve_model,
     score_file,
@@ -27,8 +26,8 @@ from itsm_ml.sources import load_table
 from itsm_ml.sources.generator import generate_changes, generate_incidents
 from itsm_ml.sources.servicenow import change_requests_to_canonical, incidents_to_canonical
 from itsm_ml.split import ordered_cut, time_split
+from tests.registering import register
 
-SRC = Path(__file__).parents[2] / "src" / "itsm_ml"
 EXPORT_ROWS = 300
 
 
@@ -344,21 +343,8 @@ def test_the_champion_is_resolved_from_the_registry(
     with pytest.raises(ConfigError, match="change-risk, ticket-category, ticket-priority"):
         resolve_model(params, tracking, "ticket-routeing")
 
-    joblib.dump(triage_model, tracking / "m.joblib")
-    registry.configure(tracking)
     example = incidents_to_canonical(_incident_export(3))[["text", "caller", "ci"]]
-    registry.log_and_register(
-        model=triage_model,
-        model_path=tracking / "m.joblib",
-        registered_model="ticket-routing",
-        params={},
-        metrics={},
-        tags={},
-        artifacts=[],
-        inputs={},
-        input_example=example,
-        code_path=SRC,
-    )
+    register(triage_model, tracking, "ticket-routing", example)
     with pytest.raises(ItsmMlError, match=r"no `champion`.*itsm-ml promote routing"):
         resolve_model(params, tracking, "ticket-routing")
     with pytest.raises(ItsmMlError, match="cannot load ticket-routing version 7"):
@@ -380,21 +366,8 @@ def test_the_score_command_writes_what_score_file_writes(
 
     from itsm_ml.cli import app
 
-    joblib.dump(triage_model, tracking / "m.joblib")
-    registry.configure(tracking)
     example = incidents_to_canonical(_incident_export(3))[["text", "caller", "ci"]]
-    registry.log_and_register(
-        model=triage_model,
-        model_path=tracking / "m.joblib",
-        registered_model="ticket-routing",
-        params={},
-        metrics={},
-        tags={},
-        artifacts=[],
-        inputs={},
-        input_example=example,
-        code_path=SRC,
-    )
+    register(triage_model, tracking, "ticket-routing", example)
     mlflow.MlflowClient().set_registered_model_alias("ticket-routing", "champion", "1")
     (tracking / "params.yaml").write_text(
         "tickets: {source: {kind: generator}}\nchanges: {source: {kind: generator}}\n"

@@ -26,7 +26,7 @@ class Reference(BaseModel):
     link: Annotated[str, StringConstraints(max_length=2048)] | None = None
 
 
-Field_ = Code | Reference | None
+FieldValue = Code | Reference | None
 
 
 def plain(value: str | Reference | None) -> str | None:
@@ -62,19 +62,19 @@ class Incident(BaseModel):
     opened_at: Code | None = Field(None, description="ISO 8601 or 'YYYY-MM-DD HH:MM:SS'.")
     short_description: Text | None = None
     description: Text | None = None
-    caller_id: Field_ = None
-    opened_by: Field_ = None
-    contact_type: Field_ = None
-    location: Field_ = None
-    cmdb_ci: Field_ = None
-    business_service: Field_ = None
-    category: Field_ = None
-    subcategory: Field_ = None
-    u_symptom: Field_ = None
-    impact: Field_ = None
-    urgency: Field_ = None
-    priority: Field_ = None
-    assignment_group: Field_ = None
+    caller_id: FieldValue = None
+    opened_by: FieldValue = None
+    contact_type: FieldValue = None
+    location: FieldValue = None
+    cmdb_ci: FieldValue = None
+    business_service: FieldValue = None
+    category: FieldValue = None
+    subcategory: FieldValue = None
+    u_symptom: FieldValue = None
+    impact: FieldValue = None
+    urgency: FieldValue = None
+    priority: FieldValue = None
+    assignment_group: FieldValue = None
 
 
 class ChangeRequest(BaseModel):
@@ -103,10 +103,10 @@ class ChangeRequest(BaseModel):
     opened_at: Code | None = None
     start_date: Code | None = Field(None, description="Planned start of the window.")
     end_date: Code | None = Field(None, description="Planned end of the window.")
-    type: Field_ = Field(None, description="standard, normal or emergency.")
-    cmdb_ci: Field_ = None
-    business_service: Field_ = None
-    assignment_group: Field_ = None
+    type: FieldValue = Field(None, description="standard, normal or emergency.")
+    cmdb_ci: FieldValue = None
+    business_service: FieldValue = None
+    assignment_group: FieldValue = None
     size: float | None = Field(
         None, description="Tasks, lines or CIs touched.", allow_inf_nan=False
     )

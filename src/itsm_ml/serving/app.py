@@ -232,15 +232,6 @@ def create_app(service: Service, *, poll: bool = True) -> FastAPI:
         service.audit.write({**base, **describe(r), "latency_ms": latency} for r in results)
         return results
 
-    def _versions_header(results: Sequence[TriageResult | ChangeRiskResult]) -> str:
-        found: dict[str, str] = {}
-        for result in results:
-            if isinstance(result, TriageResult):
-                found.update({a.model: a.version for a in result.answers.values()})
-            else:
-                found[result.model] = result.version
-        return ",".join(f"{name}={version}" for name, version in sorted(found.items()))
-
     def write_back(results: list[TriageResult], request_id: str) -> None:
         assert service.writer is not None
         for result in results:
@@ -389,6 +380,16 @@ def _answer(
         headers={"X-Model-Versions": versions},
         background=task,
     )
+
+
+def _versions_header(results: Sequence[TriageResult | ChangeRiskResult]) -> str:
+    found: dict[str, str] = {}
+    for result in results:
+        if isinstance(result, TriageResult):
+            found.update({a.model: a.version for a in result.answers.values()})
+        else:
+            found[result.model] = result.version
+    return ",".join(f"{name}={version}" for name, version in sorted(found.items()))
 
 
 def _check_batch(service: Service, records: Sequence[Any]) -> None:

@@ -171,10 +171,10 @@ class Champions:
 def _settle_heap() -> None:
     """Collect the replaced models, then freeze what is loaded out of the collector's sight.
 
-    The loaded models and libraries are millions of long-lived objects; a full collection
-    walking them paused every request for 160 ms, measured under load. Frozen, a full
-    collection takes 3 ms. Unfreezing first lets the models just replaced be freed; this
-    one full collection happens once per alias move, not under every request.
+    The loaded models and libraries are millions of long-lived objects: a full collection
+    walking them pauses every request in flight, which showed as the slowest percentile of
+    the load test (bench/serving.py). Frozen, they are not walked. Unfreezing first lets the
+    models just replaced be freed; this one full collection happens once per alias move.
     """
     gc.unfreeze()
     gc.collect()

@@ -38,7 +38,7 @@ def triage_update(result: TriageResult) -> Update | None:
             options = ", ".join(f"{s.value} ({s.probability:.0%})" for s in answer.suggestions)
             lines.append(f"{answer.field}: suggestions {options} ({made_by})")
     decisions = sorted(
-        f"{a.model}:{a.version}:{a.decision}:{a.value or a.suggestions[0].value if a.suggestions else ''}"
+        f"{a.model}:{a.version}:{a.decision}:{a.value or a.suggestions[0].value}"
         for a in result.answers.values()
     )
     digest = hashlib.sha256("|".join([result.sys_id, *decisions]).encode("utf-8")).hexdigest()

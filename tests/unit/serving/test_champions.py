@@ -6,16 +6,14 @@ import copy
 from pathlib import Path
 from typing import Any
 
-import joblib
 import pandas as pd
 import pytest
 
 from itsm_ml import registry
 from itsm_ml.models.triage import TriageModel
 from itsm_ml.serving.champions import Champions, champion_version, load_version
+from tests.registering import register
 from tests.unit.serving.conftest import FakeRegistry
-
-SRC = Path(__file__).parents[3] / "src" / "itsm_ml"
 
 
 def test_a_moved_alias_is_loaded_then_swapped_and_the_old_version_still_answers(
@@ -97,24 +95,8 @@ def test_champions_are_read_from_the_mlflow_registry(
 ) -> None:
     import mlflow
 
-    joblib.dump(routing_model, tracking / "m.joblib")
-    registry.configure(tracking)
     example = tickets[["caller", "channel", "ci", "service", "text"]].head(3)
-    versions = [
-        registry.log_and_register(
-            model=routing_model,
-            model_path=tracking / "m.joblib",
-            registered_model="ticket-routing",
-            params={},
-            metrics={},
-            tags={},
-            artifacts=[],
-            inputs={},
-            input_example=example,
-            code_path=SRC,
-        ).version
-        for _ in range(2)
-    ]
+    versions = register(routing_model, tracking, "ticket-routing", example, times=2)
     assert champion_version("ticket-routing") is None
     client = mlflow.MlflowClient()
     client.set_registered_model_alias("ticket-routing", registry.CHAMPION, versions[0])
