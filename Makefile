@@ -17,7 +17,7 @@ export UV_PYTHON_DOWNLOADS := never
 # mlflow and great_expectations from source again (imports 2-3x slower, measured).
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: run test lint typecheck unit lab ui serve bench dag help
+.PHONY: run test lint typecheck unit lab ui serve bench dag experiments help
 .DEFAULT_GOAL := help
 
 help: ## list the targets
@@ -67,6 +67,9 @@ bench: .venv/.synced ## benchmarks on the real datasets (adds the `bench` group:
 	   cat reports/bench/change_risk.md; echo; cat reports/bench/drift.md; echo; \
 	   cat reports/bench/serving.md; echo; cat reports/bench/batch_scoring.md; } > reports/benchmarks.md
 	@echo "wrote reports/benchmarks.md"
+
+experiments: .venv/.synced ## the DVC experiments side by side: changed params, each model's metric, baseline, gate
+	$(RUN) itsm-ml experiments
 
 dag: .venv/.synced ## show the pipeline
 	$(RUN) dvc dag

@@ -27,11 +27,12 @@ from typing import Any
 
 from machine import machine
 
-from itsm_ml.batch_scoring import DEFAULT_CHUNK_ROWS
+from itsm_ml.serving.batch_scoring import DEFAULT_CHUNK_ROWS
 
 ROOT = Path(__file__).parents[1]
 SIZES = (100_000, 1_000_000)
 WORKERS = 2
+ROUTING = "routing"  # the catalog's model (params.yaml `models`)
 # Columns a ticket gets only once it is worked on: an export of open tickets has none of them.
 CLOSED_ONLY = ("resolved_at", "closed_at", "close_code", "made_sla", "reassignment_count")
 
@@ -45,31 +46,35 @@ def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # not Linux: KiB
 
 
-def train(folder: Path) -> tuple[Path, float]:
+def train(folder: Path) -> tuple[Path, float, str]:
+    """The routing model fitted and saved under `folder`; its fit time and registered name."""
     import joblib
 
-    from itsm_ml.config import GeneratorSource, TriageParams
-    from itsm_ml.sources import load_table
-    from itsm_ml.split import time_split
-    from itsm_ml.triage_stages import build_model
+    from itsm_ml.catalog import catalog
+    from itsm_ml.config import GeneratorSource, TriageParams, load_params
+    from itsm_ml.data.sources import load_table
+    from itsm_ml.data.split import time_split
+    from itsm_ml.triage.stage import build_model
 
     triage = TriageParams(n_jobs=1)
+    routing = catalog(load_params(ROOT / "params.yaml")).get(ROUTING)
     tickets = load_table("tickets", GeneratorSource(kind="generator", rows=20_000, seed=1))
     split = time_split(tickets, "opened_at", 0.15, 0.15)
-    categorical = [f for f in triage.features if f in tickets and tickets[f].notna().any()]
+    # The open-time fields `itsm-ml train routing` takes from this table.
+    categorical = [f for f in routing.feature_columns(tickets) if tickets[f].notna().any()]
     started = time.perf_counter()
     model = build_model(triage, categorical, "text")
-    target = "label_assignment_group"
+    target = routing.label
     model.fit(split.train, split.train[target], split.valid, split.valid[target])
     seconds = time.perf_counter() - started
     path = folder / "routing.joblib"
     joblib.dump(model, path)
-    return path, seconds
+    return path, seconds, routing.registered_model
 
 
 def export(folder: Path, rows: int) -> Path:
     from itsm_ml.config import GeneratorSource
-    from itsm_ml.sources.generator import generate_incidents
+    from itsm_ml.data.sources.generator import generate_incidents
 
     incidents = generate_incidents(GeneratorSource(kind="generator", rows=rows, seed=7))
     path = folder / f"incidents-{rows}.csv"
@@ -81,14 +86,14 @@ def child(job: dict[str, Any]) -> dict[str, Any]:
     """One scoring run in this (fresh) process; its figures as a dict."""
     import joblib
 
-    from itsm_ml.batch_scoring import score_file, score_file_dask
+    from itsm_ml.serving.batch_scoring import score_file, score_file_dask
 
     model = joblib.load(job["model"])
     options = {
         "kind": "tickets",
         "input_path": Path(job["input"]),
         "output_path": Path(job["output"]),
-        "model_name": "ticket-routing",
+        "model_name": job["model_name"],
         "version": "bench",
         "chunk_rows": DEFAULT_CHUNK_ROWS,
         "progress": False,
@@ -156,7 +161,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="bench-scoring-") as tmp:
         folder = Path(tmp)
-        model, fit_seconds = train(folder)
+        model, fit_seconds, model_name = train(folder)
         sizes = [int(n) for n in args.rows.split(",")]
         inputs = {rows: export(folder, rows) for rows in sizes}
         runs = {
@@ -164,6 +169,7 @@ def main() -> int:
                 {
                     "engine": "local",
                     "model": str(model),
+                    "model_name": model_name,
                     "input": str(path),
                     "output": str(folder / f"local-{rows}.csv"),
                 }
@@ -175,6 +181,7 @@ def main() -> int:
             {
                 "engine": "dask",
                 "model": str(model),
+                "model_name": model_name,
                 "input": str(inputs[big]),
                 "output": str(folder / f"dask-{big}.csv"),
             }

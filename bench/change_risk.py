@@ -43,13 +43,24 @@ PUBLISHED_MEANS = {
 
 def load(project: str, datasets: str) -> tuple[pd.DataFrame, list[str]]:
     from itsm_ml.config import parse_source
-    from itsm_ml.sources import load_table
+    from itsm_ml.data.sources import load_table
 
     block = yaml.safe_load((ROOT / "pipelines" / "sources" / "jit-changes.yaml").read_text())
     source = parse_source(
         "changes", {**block, "path": f"{datasets}/jit-changes/{project}_k_feature.csv"}
     )
     return load_table("changes", source), list(block["numeric"])
+
+
+def features(changes: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """The numeric and categorical columns `itsm-ml train change-risk` takes from `changes`:
+    the catalog entry's features (params.yaml `models`), split by dtype as training splits them."""
+    from itsm_ml.catalog import catalog
+    from itsm_ml.change_risk.stage import split_features
+    from itsm_ml.config import load_params
+
+    entry = catalog(load_params(ROOT / "params.yaml")).get("change-risk")
+    return split_features(changes, entry.feature_columns(changes))
 
 
 def logistic(
@@ -71,10 +82,10 @@ def logistic(
 
 
 def run(datasets: str, threads: int) -> tuple[list[dict[str, Any]], float]:
-    from itsm_ml.change_risk_stages import build_scorer
+    from itsm_ml.change_risk.evaluation import risk_metrics
+    from itsm_ml.change_risk.stage import build_scorer
     from itsm_ml.config import ChangeRiskParams
-    from itsm_ml.risk_evaluation import risk_metrics
-    from itsm_ml.split import ordered_cut
+    from itsm_ml.data.split import ordered_cut
 
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
@@ -100,8 +111,10 @@ def run(datasets: str, threads: int) -> tuple[list[dict[str, Any]], float]:
         )
         # The scorer the pipeline ships, with the defaults of params.yaml and this source's
         # 14 metrics as its numeric columns (no windows, teams or CIs in these data).
-        settings = ChangeRiskParams(numeric=tuple(numeric), n_jobs=threads)
-        scorer = build_scorer(settings).fit(fit, valid)
+        numbers, categories = features(fit)
+        assert numbers == numeric and not categories, (numbers, categories)
+        settings = ChangeRiskParams(n_jobs=threads)
+        scorer = build_scorer(settings, numbers, categories).fit(fit, valid)
         rows.append(
             {
                 "project": project,
@@ -120,10 +133,10 @@ def scoring_speed(threads: int) -> dict[str, float]:
     """
     from datetime import date
 
-    from itsm_ml.change_risk_stages import build_scorer
+    from itsm_ml.change_risk.stage import build_scorer
     from itsm_ml.config import ChangeRiskParams, GeneratorSource
-    from itsm_ml.sources import load_table
-    from itsm_ml.split import time_split
+    from itsm_ml.data.sources import load_table
+    from itsm_ml.data.split import time_split
 
     changes = load_table(
         "changes",
@@ -132,7 +145,8 @@ def scoring_speed(threads: int) -> dict[str, float]:
         ),
     )
     split = time_split(changes, "opened_at", 0.15, 0.5)
-    scorer = build_scorer(ChangeRiskParams(n_jobs=threads)).fit(split.train, split.valid)
+    scorer = build_scorer(ChangeRiskParams(n_jobs=threads), *features(split.train))
+    scorer.fit(split.train, split.valid)
     batch = split.test[scorer.input_columns_].head(10_000).reset_index(drop=True)
     return pyfunc_against_bare(
         scorer, batch, single_calls=200, also={"probability_only_s": scorer.predict_proba}

@@ -74,7 +74,7 @@ def settings() -> Any:
 
 def load(datasets: str, mapping: str, path: str, table: str = "tickets") -> pd.DataFrame:
     from itsm_ml.config import parse_source
-    from itsm_ml.sources import load_table
+    from itsm_ml.data.sources import load_table
 
     block = yaml.safe_load((ROOT / "pipelines" / "sources" / f"{mapping}.yaml").read_text())
     return load_table(table, parse_source(table, {**block, "path": f"{datasets}/{path}"}))
@@ -85,7 +85,7 @@ def reference_and_holdout(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A random 80/20 cut of the training period (time-ordered when there is time), or of
     the whole table when its training period is too small to leave two windows aside."""
-    from itsm_ml.split import time_split
+    from itsm_ml.data.split import time_split
 
     if frame["opened_at"].notna().all():
         train = time_split(frame, "opened_at", 0.15, 0.15).train
@@ -152,7 +152,7 @@ def scaled(column: str, factor: float) -> Injection:
 def delay_to_alert(flagged: list[bool], rng: np.random.Generator, persistence: int) -> float:
     """Windows from the start of a drift to its alert under the persistence rule, over
     sequences of drifted windows sampled from the flags observed."""
-    from itsm_ml.drift import persistent_alerts
+    from itsm_ml.monitoring.drift import persistent_alerts
 
     delays = []
     for _ in range(RUNS):
@@ -192,7 +192,7 @@ def run_case(
 ) -> tuple[list[dict[str, Any]], Counter[str], Counter[str]]:
     """Our detector on clean and injected windows, and Evidently's preset on the first
     EVIDENTLY_WINDOWS of the same windows."""
-    from itsm_ml.drift import ReferenceProfile, persistent_alerts
+    from itsm_ml.monitoring.drift import ReferenceProfile, persistent_alerts
 
     params = settings()
     rng = np.random.default_rng(seed)
@@ -232,9 +232,9 @@ def concept_case(
     it) is judged on each window's labels: realised accuracy against the accuracy its
     probabilities promise (`performance.accuracy_drift`), beside the data drift verdict."""
     from itsm_ml.config import load_params
-    from itsm_ml.drift import ReferenceProfile, persistent_alerts
-    from itsm_ml.performance import accuracy_drift
-    from itsm_ml.triage_stages import build_model
+    from itsm_ml.monitoring.drift import ReferenceProfile, persistent_alerts
+    from itsm_ml.monitoring.performance import accuracy_drift
+    from itsm_ml.triage.stage import build_model
 
     params = load_params(ROOT / "params.yaml")
     limits = params.drift.thresholds
@@ -356,19 +356,22 @@ def servicenow_weeks(datasets: str) -> pd.DataFrame:
     """Week by week over the held-out period (validation and test) of the ServiceNow log: the routing model's accuracy
     estimated from its calibrated probabilities (known at once) against the realised accuracy
     of the same tickets (known once they close), and the drift verdict against training."""
+    from itsm_ml.catalog import catalog
     from itsm_ml.config import load_params
-    from itsm_ml.drift import ReferenceProfile, persistent_alerts, time_windows
-    from itsm_ml.split import time_split
-    from itsm_ml.triage_stages import build_model
+    from itsm_ml.data.split import time_split
+    from itsm_ml.monitoring.drift import ReferenceProfile, persistent_alerts, time_windows
+    from itsm_ml.triage.stage import build_model
 
     params = load_params(ROOT / "params.yaml")
-    label = "label_assignment_group"
+    routing = catalog(params).get("routing")
+    label = routing.label
     tickets = load(
         datasets, "servicenow-incident-log", "servicenow-incident-log/incident_event_log.csv.gz"
     )
     tickets = tickets[tickets[label].notna()]
     split = time_split(tickets, "opened_at", 0.15, 0.15)
-    features = [f for f in params.triage.features if f in tickets and tickets[f].notna().any()]
+    # The open-time fields `itsm-ml train routing` takes from this table.
+    features = [f for f in routing.feature_columns(tickets) if tickets[f].notna().any()]
     model = build_model(params.triage, features, None)
     model.fit(split.train, split.train[label], split.valid, split.valid[label])
     profile = ReferenceProfile(params.drift).fit(

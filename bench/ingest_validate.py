@@ -34,8 +34,8 @@ def child(kind: str, path: str) -> None:
         print(json.dumps({"rows": len(frame)}))
         return
     from itsm_ml.config import ServiceNowAuditLogSource, ValidationParams
-    from itsm_ml.sources import load_table
-    from itsm_ml.stages import validate_loaded
+    from itsm_ml.data.sources import load_table
+    from itsm_ml.data.stage import validate_loaded
 
     source = ServiceNowAuditLogSource(kind="servicenow_audit_log", path=path)
     imported = time.perf_counter()

@@ -28,8 +28,8 @@ def pyfunc_against_bare(
     import joblib
     import mlflow
 
-    from itsm_ml.models.pyfunc import MODEL_ARTIFACT, RespondingPyfunc
-    from itsm_ml.registry import input_schema, pip_requirements
+    from itsm_ml.tracking.pyfunc import MODEL_ARTIFACT, RespondingPyfunc
+    from itsm_ml.tracking.registry import input_schema, pip_requirements
 
     extra = also or {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -42,11 +42,20 @@ BATCH = {1: 12, 8: 24, 32: 48}
 BATCH_SIZE = 1000
 LEVEL_SECONDS = 90  # a level stops at its request count or after this long
 PROMOTION_SECONDS = 20
+ROUTING = "routing"  # the catalog's model whose champion moves in the promotion scenario
+
+
+def registered_name(params_path: Path, name: str) -> str:
+    """The registry name of the catalog's model `name` (params.yaml `models`)."""
+    from itsm_ml.catalog import catalog
+    from itsm_ml.config import load_params
+
+    return catalog(load_params(params_path)).get(name).registered_model
 
 
 def load_tickets(datasets: str) -> pd.DataFrame:
     from itsm_ml.config import parse_source
-    from itsm_ml.sources import load_table
+    from itsm_ml.data.sources import load_table
 
     block = yaml.safe_load((ROOT / "pipelines/sources/servicenow-incident-log.yaml").read_text())
     path = f"{datasets}/servicenow-incident-log/incident_event_log.csv.gz"
@@ -55,7 +64,7 @@ def load_tickets(datasets: str) -> pd.DataFrame:
 
 def as_records(tickets: pd.DataFrame) -> list[dict[str, Any]]:
     """Canonical tickets back as ServiceNow incident records (the adapter's field names)."""
-    from itsm_ml.sources.servicenow import INCIDENT_FIELDS
+    from itsm_ml.data.sources.servicenow import INCIDENT_FIELDS
 
     fields = {canonical: field for field, canonical in INCIDENT_FIELDS.items()}
     records = []
@@ -69,18 +78,22 @@ def as_records(tickets: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def prepare(datasets: str, work: Path) -> tuple[list[dict[str, Any]], str, dict[str, float]]:
-    """Train and register the champions; returns payloads, a token and fit times."""
+    """Train and register the champions of the catalog's ticket models (each on the fields
+    `itsm-ml train` would take); returns payloads, a token and fit times."""
     import joblib
     import mlflow
 
-    from itsm_ml import registry
+    from itsm_ml.catalog import catalog
     from itsm_ml.config import load_params
-    from itsm_ml.tokens import STORE_NAME, TokenStore
-    from itsm_ml.triage_stages import build_model
+    from itsm_ml.serving.tokens import STORE_NAME, TokenStore
+    from itsm_ml.tracking import registry
+    from itsm_ml.triage.stage import build_model
 
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["serving"]["poll_seconds"] = 1  # the promotion scenario waits for one poll
-    (work / "params.yaml").write_text(yaml.safe_dump(raw))
+    # sort_keys=False: the catalog keeps its declared order (the order of answers, and which
+    # change model `/v1/change-risk` answers with).
+    (work / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     params = load_params(work / "params.yaml")
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work / 'mlflow.db'}"
     registry.configure(work)
@@ -92,22 +105,22 @@ def prepare(datasets: str, work: Path) -> tuple[list[dict[str, Any]], str, dict[
     train, valid = tickets.iloc[:valid_start], tickets.iloc[valid_start:test_start]
     test = tickets.iloc[test_start:]
     triage = params.triage
-    features = [f for f in triage.features if f in tickets and tickets[f].notna().any()]
     client = mlflow.MlflowClient()
     fit_seconds = {}
-    for name, spec in triage.targets.items():
+    for entry in catalog(params).of_family("triage"):
+        features = [f for f in entry.feature_columns(tickets) if tickets[f].notna().any()]
         model = build_model(triage, features, None)
         started = time.perf_counter()
-        model.fit(train, train[spec.label], valid, valid[spec.label])
-        fit_seconds[name] = time.perf_counter() - started
-        path = work / f"{name}.joblib"
+        model.fit(train, train[entry.label], valid, valid[entry.label])
+        fit_seconds[entry.name] = time.perf_counter() - started
+        path = work / f"{entry.name}.joblib"
         joblib.dump(model, path)
-        copies = 2 if name == "routing" else 1  # routing v2: the promotion scenario
+        copies = 2 if entry.name == ROUTING else 1  # routing v2: the promotion scenario
         for _ in range(copies):
             registry.log_and_register(
                 model=model,
                 model_path=path,
-                registered_model=spec.registered_model,
+                registered_model=entry.registered_model,
                 params={},
                 metrics={},
                 tags={"purpose": "bench/serving.py"},
@@ -116,33 +129,42 @@ def prepare(datasets: str, work: Path) -> tuple[list[dict[str, Any]], str, dict[
                 input_example=test[features].head(5),
                 code_path=ROOT / "src" / "itsm_ml",
             )
-        client.set_registered_model_alias(spec.registered_model, registry.CHAMPION, "1")
-    fit_seconds["change-risk"] = register_change_risk(params, work)
+        client.set_registered_model_alias(entry.registered_model, registry.CHAMPION, "1")
+    fit_seconds.update(register_change_risk(params, work))
     _, token = TokenStore(work / STORE_NAME).create("bench", ["admin"])
     return as_records(test), token, fit_seconds
 
 
-def register_change_risk(params: Any, work: Path) -> float:
-    """A change-risk champion on the built-in generator's changes (the real change data set,
-    jit-changes, has commits, not ServiceNow change requests): the fuzzer needs one to answer."""
+def register_change_risk(params: Any, work: Path) -> dict[str, float]:
+    """A champion of the catalog's first change model (the one `/v1/change-risk` answers
+    with) on the built-in generator's changes (the real change data set, jit-changes, has
+    commits, not ServiceNow change requests): the fuzzer needs one to answer. Its fit time,
+    by catalog name; none when the catalog declares no change model."""
     import joblib
     import mlflow
 
-    from itsm_ml import registry
-    from itsm_ml.change_risk_stages import build_scorer
-    from itsm_ml.sources import load_table
-    from itsm_ml.split import time_split
+    from itsm_ml.catalog import catalog
+    from itsm_ml.change_risk.stage import build_scorer, split_features
+    from itsm_ml.data.sources import load_table
+    from itsm_ml.data.split import time_split
+    from itsm_ml.tracking import registry
 
+    declared = catalog(params).of_family("change_risk")
+    if not declared:
+        return {}
+    entry = declared[0]
     changes = load_table("changes", params.changes.source)
     split = time_split(changes, "opened_at", 0.15, 0.15)
+    numeric, categorical = split_features(split.train, entry.feature_columns(split.train))
     started = time.perf_counter()
-    scorer = build_scorer(params.change_risk).fit(split.train, split.valid)
+    scorer = build_scorer(params.change_risk, numeric, categorical)
+    scorer.fit(split.train, split.valid)
     seconds = time.perf_counter() - started
-    joblib.dump(scorer, work / "change_risk.joblib")
+    joblib.dump(scorer, work / f"{entry.name}.joblib")
     registry.log_and_register(
         model=scorer,
-        model_path=work / "change_risk.joblib",
-        registered_model=params.change_risk.registered_model,
+        model_path=work / f"{entry.name}.joblib",
+        registered_model=entry.registered_model,
         params={},
         metrics={},
         tags={"purpose": "bench/serving.py"},
@@ -152,10 +174,8 @@ def register_change_risk(params: Any, work: Path) -> float:
         code_path=ROOT / "src" / "itsm_ml",
         dataset_name="changes",
     )
-    mlflow.MlflowClient().set_registered_model_alias(
-        params.change_risk.registered_model, registry.CHAMPION, "1"
-    )
-    return seconds
+    mlflow.MlflowClient().set_registered_model_alias(entry.registered_model, registry.CHAMPION, "1")
+    return {entry.name: seconds}
 
 
 def free_port() -> int:
@@ -238,24 +258,27 @@ async def load_level(
     }
 
 
-async def promotion(base: str, token: str, bodies: list[dict[str, Any]]) -> dict[str, Any]:
-    """Load at concurrency 8 while the routing champion moves from version 1 to 2."""
+async def promotion(
+    base: str, token: str, bodies: list[dict[str, Any]], registered: str
+) -> dict[str, Any]:
+    """Load at concurrency 8 while the routing champion (`registered` in the registry) moves
+    from version 1 to 2."""
     import mlflow
 
-    from itsm_ml import registry
+    from itsm_ml.tracking import registry
 
     seen: list[tuple[float, str]] = []
     start = time.perf_counter()
 
     def record(response: Any) -> None:
-        version = response.json()["answers"]["routing"]["version"]
+        version = response.json()["answers"][ROUTING]["version"]
         seen.append((time.perf_counter() - start, version))
 
     async def move() -> float:
         await asyncio.sleep(PROMOTION_SECONDS / 3)
         await asyncio.to_thread(
             mlflow.MlflowClient().set_registered_model_alias,
-            "ticket-routing",
+            registered,
             registry.CHAMPION,
             "2",
         )
@@ -367,7 +390,8 @@ def main() -> int:
                 )
                 for c, n in BATCH.items()
             ]
-            switch = asyncio.run(promotion(base, token, records))
+            routing = registered_name(work / "params.yaml", ROUTING)
+            switch = asyncio.run(promotion(base, token, records, routing))
             fuzzed = fuzz(base, token, work)
         finally:
             server.terminate()

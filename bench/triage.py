@@ -32,7 +32,7 @@ ROOT = Path(__file__).parents[1]
 
 def load(mapping: str, path: str) -> pd.DataFrame:
     from itsm_ml.config import parse_source
-    from itsm_ml.sources import load_table
+    from itsm_ml.data.sources import load_table
 
     block = yaml.safe_load((ROOT / "pipelines" / "sources" / mapping).read_text())
     return load_table("tickets", parse_source("tickets", {**block, "path": path}))
@@ -44,8 +44,16 @@ def params() -> Any:
     return load_params(ROOT / "params.yaml").triage
 
 
+def routing() -> Any:
+    """The catalog's routing model (params.yaml `models`): its label and open-time fields."""
+    from itsm_ml.catalog import catalog
+    from itsm_ml.config import load_params
+
+    return catalog(load_params(ROOT / "params.yaml")).get("routing")
+
+
 def model(categorical: list[str], text: bool) -> Any:
-    from itsm_ml.triage_stages import build_model
+    from itsm_ml.triage.stage import build_model
 
     return build_model(params(), categorical, "text" if text else None)
 
@@ -117,10 +125,11 @@ def stratified(
 def servicenow(datasets: str) -> tuple[list[dict[str, Any]], Any, pd.DataFrame]:
     import lightgbm as lgb
 
-    from itsm_ml.config import OPEN_TIME_FEATURES, ServiceNowAuditLogSource
-    from itsm_ml.sources import load_table
+    from itsm_ml.config import ServiceNowAuditLogSource
+    from itsm_ml.data.sources import load_table
 
-    label = "label_assignment_group"
+    entry = routing()
+    label = entry.label
     tickets = load_table(
         "tickets",
         ServiceNowAuditLogSource(
@@ -153,9 +162,10 @@ def servicenow(datasets: str) -> tuple[list[dict[str, Any]], Any, pd.DataFrame]:
         )
     ]
 
-    # The same open-time fields our model sees, as raw codes with LightGBM's defaults.
-    raw = [c for c in OPEN_TIME_FEATURES if c in tickets]
-    codes = tickets[raw].astype("category")
+    # The open-time fields `itsm-ml train routing` takes from this table: our model's, and
+    # the plain LightGBM's as raw codes with LightGBM's defaults.
+    features = entry.feature_columns(tickets)
+    codes = tickets[features].astype("category")
     classes = sorted(fit_part[label].unique())
     index = {c: i for i, c in enumerate(classes)}
     started = time.perf_counter()
@@ -173,7 +183,6 @@ def servicenow(datasets: str) -> tuple[list[dict[str, Any]], Any, pd.DataFrame]:
         )
     )
 
-    features = [c for c in params().features if c in tickets]
     fitted, seconds = timed_fit(
         model(features, text=False), train, train[label], valid, valid[label]
     )

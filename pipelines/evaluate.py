@@ -1,9 +1,11 @@
-"""DVC stage `evaluate` of a triage target: see dvc.yaml for its inputs and outputs."""
+"""DVC stage `evaluate` of one model of the catalog: see dvc.yaml for its inputs and outputs."""
 
 import sys
 
-from itsm_ml.stages import stage_main
-from itsm_ml.triage_stages import evaluate
+import _venv  # noqa: F401  (re-runs the script in the project's environment when needed)
+
+from itsm_ml.runner import stage_main
+from itsm_ml.training import evaluate
 
 if __name__ == "__main__":
-    sys.exit(stage_main("evaluate", evaluate, sys.argv[1:], item="target", choices=None))
+    sys.exit(stage_main("evaluate", evaluate, sys.argv[1:], item="model", choices=None))

@@ -2,7 +2,10 @@
 
 import sys
 
-from itsm_ml.stages import profile, stage_main
+import _venv  # noqa: F401  (re-runs the script in the project's environment when needed)
+
+from itsm_ml.data.stage import profile
+from itsm_ml.runner import stage_main
 
 if __name__ == "__main__":
     sys.exit(stage_main("profile", profile, sys.argv[1:]))

@@ -1,10 +1,11 @@
-"""DVC stage `promote`: see dvc.yaml for its inputs and outputs."""
+"""DVC stage `promote` of one model of the catalog: see dvc.yaml for its inputs and outputs."""
 
 import sys
 
-from itsm_ml.drift_stages import MODELS
-from itsm_ml.promotion_stages import stage
-from itsm_ml.stages import stage_main
+import _venv  # noqa: F401  (re-runs the script in the project's environment when needed)
+
+from itsm_ml.promotion.stage import stage
+from itsm_ml.runner import stage_main
 
 if __name__ == "__main__":
-    sys.exit(stage_main("promote", stage, sys.argv[1:], item="model", choices=MODELS))
+    sys.exit(stage_main("promote", stage, sys.argv[1:], item="model", choices=None))

@@ -8,7 +8,7 @@ from typing import Any
 import joblib
 import pandas as pd
 
-from itsm_ml import registry
+from itsm_ml.tracking import registry
 
 SRC = Path(__file__).parents[1] / "src" / "itsm_ml"
 

@@ -49,6 +49,7 @@ class SourceKind(StrEnum):
     servicenow_audit_log = "servicenow_audit_log"
     servicenow_table = "servicenow_table"
     ticket_csv = "ticket_csv"
+    event_log = "event_log"
     change_csv = "change_csv"
 
 
@@ -88,7 +89,7 @@ def _source_block(kind: SourceKind, file: Path, mapping: Path | None) -> dict[st
             raise ConfigError(
                 f"mapping {mapping} is for kind {block['kind']!r}, not --source {kind.value}"
             )
-    elif kind in (SourceKind.ticket_csv, SourceKind.change_csv):
+    elif kind in (SourceKind.ticket_csv, SourceKind.event_log, SourceKind.change_csv):
         raise ConfigError(
             f"--source {kind.value} needs --mapping FILE: a YAML file naming the columns "
             "(see the README, 'Point the pipeline at your own export')"
@@ -103,7 +104,10 @@ def check(
     source: Annotated[SourceKind, typer.Option("--source", "-s", help="Kind of export.")],
     mapping: Annotated[
         Path | None,
-        typer.Option(help="YAML with the column mapping (needed for ticket_csv and change_csv)."),
+        typer.Option(
+            help="YAML with the column mapping (needed for ticket_csv, event_log and "
+            "change_csv; optional overrides for the servicenow_audit_log preset)."
+        ),
     ] = None,
     params: Annotated[
         Path, typer.Option(help="params.yaml whose validation rules apply, if it exists.")
@@ -117,10 +121,11 @@ def check(
     Exit code 0: valid (some rows may be quarantined, within the limit); 1: invalid, with the
     report printed and written; 2: usage error (bad option or mapping).
     """
-    from itsm_ml import sources, stages
     from itsm_ml.config import ValidationParams, load_params, parse_source
-    from itsm_ml.sources.csv_files import reporting_read_progress
-    from itsm_ml.validation import RuleResult, ValidationReport
+    from itsm_ml.data import sources
+    from itsm_ml.data import stage as stages
+    from itsm_ml.data.sources.csv_files import reporting_read_progress
+    from itsm_ml.data.validation import RuleResult, ValidationReport
 
     table = "changes" if source is SourceKind.change_csv else "tickets"
     try:
@@ -175,11 +180,37 @@ def check(
         stages.write_report(outcome.report, report_path)
 
     _print_report(outcome.report)
+    if params.exists():
+        _print_models(table, frame, load_params(params))
     console.print(
         f"Report: {report_path} and {report_path.with_suffix('.html')} "
         f"({time.perf_counter() - started:.1f} s)"
     )
     raise typer.Exit(EXIT_VALID if outcome.report.passed else EXIT_INVALID)
+
+
+def _print_models(table: str, frame: Any, params: Any) -> None:
+    """What the catalog will learn from this export, and what to declare to learn the rest."""
+    from itsm_ml.catalog import catalog, labels_found, skipped_models
+
+    known = catalog(params)
+    found = labels_found(table, frame, known)
+    for label in found:
+        learned = f"model `{label.model}`" if label.model else "no model declared"
+        console.print(f"label {label.column}: {label.classes:,} values ({label.kind}); {learned}")
+    for entry in skipped_models(table, frame, known):
+        console.print(
+            f"model `{entry.name}` will be skipped: this export has no values of {entry.label}"
+            f" (models.{entry.name} in params.yaml)"
+        )
+    undeclared = [label for label in found if label.model is None]
+    if undeclared:
+        block = "\n".join(label.declaration(table) for label in undeclared)
+        console.print(
+            "To learn the others, add under `models:` in params.yaml:\n" + block,
+            markup=False,
+            highlight=False,
+        )
 
 
 def _print_report(report: Any) -> None:
@@ -220,7 +251,7 @@ def generate(
     """
     from itsm_ml import io
     from itsm_ml.config import DriftKnobs, GeneratorSource
-    from itsm_ml.sources import generator
+    from itsm_ml.data.sources import generator
 
     try:
         knobs = DriftKnobs(after=date.fromisoformat(drift_after) if drift_after else None)
@@ -273,16 +304,29 @@ def schema(
         out.print(view)
 
 
-class ModelName(StrEnum):
-    routing = "routing"
-    category = "category"
-    priority = "priority"
-    change_risk = "change-risk"
+ModelArgument = Annotated[
+    str,
+    typer.Argument(
+        help="A model of params.yaml's catalog (`models:`), by name or registered name.",
+        show_default=False,
+    ),
+]
 
 
 ParamsOption = Annotated[
     Path, typer.Option("--params", help="The project's params.yaml (its folder is the root).")
 ]
+
+
+def _model_name(params: Any, model: str) -> str:
+    """The catalog name of `model` (a name or a registered name), or a usage error."""
+    from itsm_ml.catalog import catalog
+
+    try:
+        return catalog(params).get(model).name
+    except ConfigError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(EXIT_USAGE) from exc
 
 
 def _project(params_path: Path) -> tuple[Any, Path]:
@@ -297,7 +341,7 @@ def _project(params_path: Path) -> tuple[Any, Path]:
 
 @app.command()
 def promote(
-    model: Annotated[ModelName, typer.Argument(help="Which model's challenger to judge.")],
+    model: ModelArgument,
     window: Annotated[
         Path | None,
         typer.Option(help="Labelled canonical records (.parquet); default: the test split."),
@@ -308,11 +352,11 @@ def promote(
 
     Exit 0: promoted; 4: refused (each check and its figures printed and ledgered); 1: error.
     """
-    from itsm_ml.promotion_stages import promote as run_gate
+    from itsm_ml.promotion.stage import promote as run_gate
 
     params, root = _project(params_path)
     try:
-        decision = run_gate(params, model.value, root, window=window)
+        decision = run_gate(params, _model_name(params, model), root, window=window)
     except ItsmMlError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(EXIT_INVALID) from exc
@@ -334,15 +378,15 @@ def promote(
 
 @app.command()
 def rollback(
-    model: Annotated[ModelName, typer.Argument(help="Whose champion to move back.")],
+    model: ModelArgument,
     params_path: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Move `champion` back to the version it replaced (ledgered like a promotion)."""
-    from itsm_ml.promotion_stages import rollback as move_back
+    from itsm_ml.promotion.stage import rollback as move_back
 
     params, root = _project(params_path)
     try:
-        entry = move_back(params, model.value, root)
+        entry = move_back(params, _model_name(params, model), root)
     except ItsmMlError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(EXIT_INVALID) from exc
@@ -352,15 +396,62 @@ def rollback(
 
 
 @app.command()
+def experiments(
+    all_commits: Annotated[
+        bool, typer.Option("--all-commits", "-A", help="Every commit, not only HEAD's.")
+    ] = False,
+    params_path: ParamsOption = Path("params.yaml"),
+) -> None:
+    """The DVC experiments side by side: the params each changed and, per model, its primary
+    metric beside its best baseline and the gate's decision (`dvc exp show` lists all)."""
+    import json
+    import subprocess
+    import sys
+
+    from itsm_ml.catalog import catalog
+    from itsm_ml.experiments import experiment_rows
+
+    params, root = _project(params_path)
+    command = [sys.executable, "-m", "dvc", "exp", "show", "--json"]
+    shown = subprocess.run(
+        command + (["-A"] if all_commits else []),
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if shown.returncode != 0:
+        console.print(f"[red]error:[/red] dvc exp show failed: {escape(shown.stderr.strip())}")
+        raise typer.Exit(EXIT_INVALID)
+    rows = experiment_rows(json.loads(shown.stdout or "[]"), catalog(params))
+    view = Table(title=f"experiments of {root}")
+    view.add_column("experiment")
+    view.add_column("changed params", overflow="fold")
+    for entry in catalog(params):
+        view.add_column(f"{entry.name}\n{entry.metric} (baseline) gate", justify="right")
+    for row in rows:
+        cells = []
+        for found in row.models.values():
+            if found["value"] is None:
+                cells.append(found["gate"] or "-")
+                continue
+            baseline = "-" if found["baseline"] is None else f"{found['baseline']:.3f}"
+            cells.append(f"{found['value']:.3f} ({baseline}) {found['gate'] or '-'}")
+        changed = ", ".join(f"{k}={v}" for k, v in row.changed.items()) or "-"
+        view.add_row(row.name, changed, *cells)
+    out.print(view)
+
+
+@app.command()
 def history(
-    model: Annotated[ModelName, typer.Argument(help="Whose ledger entries to show.")],
+    model: ModelArgument,
     params_path: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Print the promotion ledger of a model: decisions, moves and rollbacks, oldest first."""
-    from itsm_ml.promotion_stages import ledger, registered_name
+    from itsm_ml.promotion.stage import ledger, registered_name
 
     params, root = _project(params_path)
-    name = registered_name(params, model.value)
+    name = registered_name(params, _model_name(params, model))
     view = Table(title=f"promotion ledger of {name} ({ledger(root).path})")
     for header in ("at", "event", "by", "version", "outcome"):
         view.add_column(header)
@@ -381,8 +472,8 @@ def history(
 @app.command()
 def monitor(
     models: Annotated[
-        list[ModelName] | None,
-        typer.Argument(help="Which models to watch (default: all with a champion)."),
+        list[str] | None,
+        typer.Argument(help="Which models of the catalog to watch (default: all)."),
     ] = None,
     tickets: Annotated[
         Path | None,
@@ -400,18 +491,20 @@ def monitor(
     windows) on at least one model; 1: error (monitoring itself is broken, which outranks an
     alert). Reports: reports/monitor/<model>.json and .html; tags on the champion version.
     """
-    from itsm_ml.monitoring import ALERT, current_table, watch
-    from itsm_ml.promotion_stages import registered_name
+    from itsm_ml.catalog import catalog
+    from itsm_ml.monitoring.watch import ALERT, current_table, watch
+    from itsm_ml.promotion.stage import registered_name
 
     params, root = _project(params_path)
-    chosen = [m.value for m in models] if models else [m.value for m in ModelName]
+    known = catalog(params)
+    chosen = [_model_name(params, m) for m in models] if models else known.names
     given = {"tickets": tickets, "changes": changes}
     tables: dict[str, Any] = {}
     headers = ("model", "champion", "newest window", "rows", "status", "why", "performance")
     rows: list[list[str]] = []
     errors = alerts = 0
     for item in chosen:
-        table = "changes" if item == ModelName.change_risk.value else "tickets"
+        table = known.get(item).table
         try:
             with console.status(f"watching {item}"):
                 if table not in tables:
@@ -481,7 +574,7 @@ def retrain(params_path: ParamsOption = Path("params.yaml")) -> None:
     Exit 0: the pipeline ran (each decision printed: promoted or refused); 5: new data
     failed validation (nothing retrained, no alias moved); 1: another failure.
     """
-    from itsm_ml.retraining import retrain as run_pipeline
+    from itsm_ml.promotion.retrain import retrain as run_pipeline
 
     _, root = _project(params_path)
     result = run_pipeline(
@@ -517,8 +610,9 @@ def serve(
     """The scoring service: answers the ITSM with the registry's champions (FastAPI/uvicorn)."""
     import json
 
-    from itsm_ml import io, registry
+    from itsm_ml import io
     from itsm_ml.serving.app import build_service, create_app
+    from itsm_ml.tracking import registry
 
     params, root = _project(params_path)
     if openapi is not None:
@@ -549,7 +643,10 @@ class Engine(StrEnum):
 @app.command()
 def score(
     model: Annotated[
-        str, typer.Option(help="Registered model (ticket-routing, change-risk, ...) or its key.")
+        str,
+        typer.Option(
+            help="A model of params.yaml's `models` (routing, ...) or its registered name."
+        ),
     ],
     input_path: Annotated[
         Path, typer.Option("--input", help="Export with ServiceNow field names (.csv or .csv.gz).")
@@ -576,7 +673,7 @@ def score(
     params_path: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Score an export with a registered model: one answer row per record, in input order."""
-    from itsm_ml.batch_scoring import resolve_model, score_file, score_file_dask
+    from itsm_ml.serving.batch_scoring import resolve_model, score_file, score_file_dask
 
     params, root = _project(params_path)
     if scheduler is not None and engine is not Engine.dask:
@@ -591,7 +688,6 @@ def score(
         "version": found.version,
         "chunk_rows": chunk_rows,
         "top_k": params.triage.top_k,
-        "numeric": params.change_risk.numeric,
         "date_format": date_format,
         "encoding": encoding,
     }
@@ -614,7 +710,7 @@ app.add_typer(token_app, name="token")
 
 
 def _token_store(params_path: Path) -> Any:
-    from itsm_ml.tokens import STORE_NAME, TokenStore
+    from itsm_ml.serving.tokens import STORE_NAME, TokenStore
 
     _, root = _project(params_path)
     return TokenStore(root / STORE_NAME)

@@ -21,6 +21,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from itsm_ml.errors import ConfigError
 
@@ -39,14 +40,6 @@ class CsvFileSource(_Strict):
 
     def resolved_path(self, root: Path | None = None) -> Path:
         return resolve_path(self.path, root)
-
-
-class ServiceNowAuditLogSource(CsvFileSource):
-    """Audit log: one row per update of an incident (like the UCI incident event log)."""
-
-    kind: Literal["servicenow_audit_log"]
-    date_format: str = "%d/%m/%Y %H:%M"
-    missing_values: tuple[str, ...] = ("?", "")
 
 
 class ServiceNowTableSource(CsvFileSource):
@@ -91,6 +84,114 @@ class TicketCsvSource(CsvFileSource):
         return self
 
 
+class EventLogFields(CsvFileSource):
+    """The mapping of an event log (one row per update of a case), shared by the generic
+    `event_log` kind and its presets: features come from a case's first event, the state when
+    it was opened, and labels from its last event, its final state."""
+
+    case_id: str = Field(description="Column holding the case (ticket) id.")
+    order: tuple[str, ...] = Field(
+        min_length=1,
+        description="Columns ordering the events of a case (numbers, timestamps or text); "
+        "the record number in the file breaks ties.",
+    )
+    date_format: str | None = Field(None, description="strftime format; none: ISO 8601.")
+    opened_at: str | None = Field(None, description="Column read from the first event.")
+    closed_at: str | None = Field(None, description="Column read from the last event.")
+    resolved_at: str | None = Field(None, description="Column read from the last event.")
+    text: tuple[str, ...] = Field((), description="Columns joined as text, from the first event.")
+    at_open: dict[str, str] = Field(
+        default_factory=dict, description="canonical name: column, from the first event"
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="name (with or without label_): column, from the last"
+    )
+
+    _names = field_validator("at_open", "labels")(_check_names)
+
+    @field_validator("at_open")
+    @classmethod
+    def _no_label_at_open(cls, at_open: dict[str, str]) -> dict[str, str]:
+        # `label_` marks what is known only at close; a feature under that name would leak.
+        bad = [name for name in at_open if name.startswith("label_")]
+        if bad:
+            raise ValueError(f"at_open names a label {bad}: map it under `labels`")
+        return at_open
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_distinct(cls, labels: dict[str, str]) -> dict[str, str]:
+        named = [n if n.startswith("label_") else "label_" + n for n in labels]
+        twice = sorted({n for n in named if named.count(n) > 1})
+        if twice:
+            raise ValueError(f"labels map {twice} twice (with and without the label_ prefix)")
+        return labels
+
+    def mapped_columns(self) -> list[str]:
+        """Every column of the file that the mapping names, each once, in mapping order."""
+        named = [self.case_id, *self.order, self.opened_at, self.closed_at, self.resolved_at]
+        named += [*self.text, *self.at_open.values(), *self.labels.values()]
+        return list(dict.fromkeys(c for c in named if c))
+
+    @model_validator(mode="after")
+    def _needs_a_label_or_text(self) -> EventLogFields:
+        if not self.labels and not self.text:
+            raise ValueError("an event log mapping needs at least one text or label column")
+        return self
+
+
+class EventLogSource(EventLogFields):
+    """Any event log (one row per update of a case), mapped column by column."""
+
+    kind: Literal["event_log"]
+
+
+# The UCI incident event log's mapping, the defaults of the ServiceNow preset.
+SERVICENOW_AUDIT_AT_OPEN = {
+    "caller": "caller_id",
+    "opened_by": "opened_by",
+    "channel": "contact_type",
+    "location": "location",
+    "ci": "cmdb_ci",
+    "category": "category",
+    "subcategory": "subcategory",
+    "symptom": "u_symptom",
+    "impact": "impact",
+    "urgency": "urgency",
+    "priority": "priority",
+    "assignment_group": "assignment_group",
+}
+SERVICENOW_AUDIT_LABELS = {
+    "assignment_group": "assignment_group",
+    "category": "category",
+    "subcategory": "subcategory",
+    "priority": "priority",
+    "impact": "impact",
+    "urgency": "urgency",
+    "closed_code": "closed_code",
+    "made_sla": "made_sla",
+    "reassignment_count": "reassignment_count",
+    "reopen_count": "reopen_count",
+}
+
+
+class ServiceNowAuditLogSource(EventLogFields):
+    """ServiceNow audit log: one row per update of an incident (like the UCI incident event
+    log); an event log whose mapping defaults to ServiceNow's fields, each one overridable."""
+
+    kind: Literal["servicenow_audit_log"]
+    date_format: str | None = "%d/%m/%Y %H:%M"
+    missing_values: tuple[str, ...] = ("?", "")
+    case_id: str = "number"
+    # sys_mod_count counts the updates; sys_updated_at orders updates that share a count.
+    order: tuple[str, ...] = Field(("sys_mod_count", "sys_updated_at"), min_length=1)
+    opened_at: str | None = "opened_at"
+    closed_at: str | None = "closed_at"
+    resolved_at: str | None = "resolved_at"
+    at_open: dict[str, str] = Field(default_factory=lambda: dict(SERVICENOW_AUDIT_AT_OPEN))
+    labels: dict[str, str] = Field(default_factory=lambda: dict(SERVICENOW_AUDIT_LABELS))
+
+
 class ChangeCsvSource(CsvFileSource):
     """Any change CSV, mapped column by column onto the canonical changes table."""
 
@@ -116,6 +217,92 @@ class ChangeCsvSource(CsvFileSource):
         return [c for c in named if c] + [*self.numeric.values(), *self.categorical.values()]
 
 
+# Dates and times as YAML hands them over. params.yaml is read by PyYAML (YAML 1.1), but
+# `dvc exp run -S key=value` rewrites the whole file with ruamel (YAML 1.2), which drops the
+# quotes around "18:00": YAML 1.1 then reads it as the base-60 integer 1080 (18 * 60) and
+# "18:00:00" as 64800 seconds ("08:00" stays a string: base 60 needs a leading 1-9). Quoted
+# dates keep their quotes; unquoted ones arrive as `date` or `datetime`. Pydantic alone would
+# read an integer as seconds since midnight in UTC (or a Unix timestamp), silently wrong, so
+# these validators take over before it. tests/unit/test_config.py replays DVC's rewrite.
+_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
+_ZONE = re.compile(r"(Z|[+-]\d{2}(:?\d{2})?)$")
+_EXPECTED_TIME = 'expected a time of day such as "18:00"'
+_EXPECTED_LOCAL_TIME = 'expected a time of day without a time zone, such as "18:00"'
+_EXPECTED_DATE = 'expected a date such as "2025-01-01"'
+_EXPECTED_WHOLE_DAY = 'expected a date such as "2025-01-01" (a whole day, no time)'
+_EXPECTED_DATETIME = 'expected a date or date and time such as "2025-12-19" or "2025-12-19 08:00"'
+_EXPECTED_LOCAL_DATETIME = (
+    'expected a date or date and time without a time zone, such as "2025-12-19 08:00"'
+)
+
+
+def _expected(what: str, value: object) -> PydanticCustomError:
+    """A message that reads `<key>: expected ..., got ...` once `_format_errors` adds the key."""
+    return PydanticCustomError("params_value", "{message}", {"message": f"{what}, got {value!r}"})
+
+
+def _time_of_day(value: Any) -> Any:
+    """A naive time of day from "HH:MM[:SS]", or from the integer YAML 1.1 makes of it."""
+    if isinstance(value, time):
+        if value.tzinfo is not None:
+            raise _expected(_EXPECTED_LOCAL_TIME, value.isoformat())
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        # Unquoted H:MM with H >= 1 is 60..1439 minutes; H:MM:SS is 3600..86399 seconds.
+        if 60 <= value < 24 * 60:
+            return time(value // 60, value % 60)
+        if 3600 <= value < 24 * 3600:
+            return time(value // 3600, value // 60 % 60, value % 60)
+    elif isinstance(value, str):
+        text = value.strip()
+        if (match := _CLOCK.match(text)) is not None:
+            hour, minute, second = (int(part or 0) for part in match.groups())
+            if hour < 24 and minute < 60 and second < 60:
+                return time(hour, minute, second)
+        elif _CLOCK.match(_ZONE.sub("", text)) is not None:
+            raise _expected(_EXPECTED_LOCAL_TIME, value)
+    raise _expected(_EXPECTED_TIME, value)
+
+
+def _naive_datetime(value: Any) -> Any:
+    """A naive datetime from a date (its midnight), a datetime or an ISO 8601 string."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise _expected(_EXPECTED_DATETIME, value) from None
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            raise _expected(_EXPECTED_LOCAL_DATETIME, value.isoformat(" "))
+        return value
+    if isinstance(value, date):
+        return datetime.combine(value, time())
+    raise _expected(_EXPECTED_DATETIME, value)
+
+
+def _calendar_date(value: Any) -> Any:
+    """A date from a date, an ISO 8601 string or a naive datetime at midnight (a whole day)."""
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            try:
+                value = datetime.fromisoformat(value.strip())
+            except ValueError:
+                raise _expected(_EXPECTED_DATE, value) from None
+    if isinstance(value, datetime):
+        if value.tzinfo is None and value.time() == time():
+            return value.date()
+        raise _expected(_EXPECTED_WHOLE_DAY, value.isoformat(" "))
+    if isinstance(value, date):
+        return value
+    raise _expected(_EXPECTED_DATE, value)
+
+
+def _optional_calendar_date(value: Any) -> Any:
+    return None if value is None else _calendar_date(value)
+
+
 class DriftKnobs(_Strict):
     """Changes injected after a date, so drift detection has something real to find."""
 
@@ -123,6 +310,8 @@ class DriftKnobs(_Strict):
     category_shift: float = Field(0.5, ge=0, le=1, description="Weight of the shifted mix.")
     new_vocabulary: float = Field(0.3, ge=0, le=1, description="Share of texts using new words.")
     new_groups: int = Field(2, ge=0, le=10, description="Groups that appear and take work.")
+
+    _after = field_validator("after", mode="before")(_optional_calendar_date)
 
 
 class GeneratorSource(_Strict):
@@ -135,6 +324,8 @@ class GeneratorSource(_Strict):
     end: date = date(2025, 12, 31)
     drift: DriftKnobs = DriftKnobs()
 
+    _dates = field_validator("start", "end", mode="before")(_calendar_date)
+
     @model_validator(mode="after")
     def _ordered(self) -> GeneratorSource:
         if self.end <= self.start:
@@ -143,7 +334,11 @@ class GeneratorSource(_Strict):
 
 
 TicketSource = Annotated[
-    ServiceNowAuditLogSource | ServiceNowTableSource | TicketCsvSource | GeneratorSource,
+    ServiceNowAuditLogSource
+    | ServiceNowTableSource
+    | TicketCsvSource
+    | EventLogSource
+    | GeneratorSource,
     Field(discriminator="kind"),
 ]
 ChangeSource = Annotated[ChangeCsvSource | GeneratorSource, Field(discriminator="kind")]
@@ -154,8 +349,10 @@ class ValidationParams(_Strict):
     max_rows: PositiveInt = 50_000_000
     max_quarantine_share: float = Field(0.01, ge=0, le=1)
     max_text_chars: PositiveInt = 100_000
-    vocabularies: dict[str, tuple[str, ...]] = Field(
-        default_factory=dict, description="column: allowed values (labels and features)"
+    vocabularies: dict[str, tuple[str, ...]] | None = Field(
+        None,
+        description="column: allowed values (labels and features); none: the source's preset"
+        " (ServiceNow's choice lists for its exports and the generator, nothing for others)",
     )
 
 
@@ -174,8 +371,9 @@ class SplitParams(_Strict):
     test_share: float = Field(0.15, gt=0, lt=1)
     seed: int = 0
     stratify: dict[str, str] = Field(
-        default_factory=lambda: {"tickets": "label_assignment_group", "changes": "label_failed"},
-        description="table: column to stratify on when the table has no time",
+        default_factory=dict,
+        description="table: column to stratify on when the table has no time; default: the"
+        " label of the table's first model in the catalog",
     )
 
     @model_validator(mode="after")
@@ -185,29 +383,56 @@ class SplitParams(_Strict):
         return self
 
 
-OPEN_TIME_FEATURES = (
-    "caller",
-    "opened_by",
-    "channel",
-    "location",
-    "ci",
-    "service",
-    "category",
-    "subcategory",
-    "symptom",
-    "impact",
-    "urgency",
-    "priority",
-    "assignment_group",
-)
+class ModelSpec(_Strict):
+    """One entry of the catalog (`models:`): what to predict, from which table."""
 
-
-class TriageTarget(_Strict):
-    label: str = Field(pattern=r"^label_", description="Canonical label column to predict.")
-    registered_model: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
-    at_open: str | None = Field(
-        None, description="Feature holding the value set at open: the keep-at-open baseline."
+    table: Literal["tickets", "changes"] = Field(
+        description="The canonical table the model learns from and scores."
     )
+    kind: Literal["multiclass", "binary"] = Field(
+        description="What it predicts: one of many classes, or yes/no."
+    )
+    label: str = Field(
+        min_length=1,
+        description="The label column, with or without its `label_` prefix (its value at close).",
+    )
+    registered_model: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9][a-z0-9-]*$",
+        description="Name in the MLflow registry; none: `<project>-<model name>`.",
+    )
+    metric: str | None = Field(
+        None, description="Primary metric of evaluation and the gate; none: the kind's default."
+    )
+    features: tuple[str, ...] | None = Field(
+        None,
+        description="Columns the model may use; none: every column the source maps except"
+        " ids, times and labels.",
+    )
+    at_open: str | None = Field(
+        None,
+        description="Column holding the label's value as set at open (the keep-at-open"
+        " baseline); none: the column named like the label, when the table has it.",
+    )
+
+    @field_validator("features")
+    @classmethod
+    def _no_labels_as_features(cls, features: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        leaked = [f for f in features or () if f.startswith("label_")]
+        if leaked:
+            raise ValueError(
+                f"label columns are known only at close and cannot be features: {leaked}"
+            )
+        return features
+
+
+def _default_models() -> dict[str, ModelSpec]:
+    return {
+        "routing": ModelSpec(table="tickets", kind="multiclass", label="assignment_group"),
+        "category": ModelSpec(table="tickets", kind="multiclass", label="category"),
+        "priority": ModelSpec(table="tickets", kind="multiclass", label="priority"),
+        "change-risk": ModelSpec(table="changes", kind="binary", label="failed"),
+    }
 
 
 class TriageModelParams(_Strict):
@@ -226,22 +451,6 @@ class TriageModelParams(_Strict):
     early_stopping_rounds: PositiveInt = 30
 
 
-def _default_targets() -> dict[str, TriageTarget]:
-    return {
-        "routing": TriageTarget(
-            label="label_assignment_group",
-            registered_model="ticket-routing",
-            at_open="assignment_group",
-        ),
-        "category": TriageTarget(
-            label="label_category", registered_model="ticket-category", at_open="category"
-        ),
-        "priority": TriageTarget(
-            label="label_priority", registered_model="ticket-priority", at_open="priority"
-        ),
-    }
-
-
 class TriageParams(_Strict):
     target_precision: float = Field(0.9, gt=0, le=1)
     threshold_z: float = Field(
@@ -252,19 +461,7 @@ class TriageParams(_Strict):
     n_jobs: PositiveInt | None = Field(None, description="Threads; none: the number of cores.")
     seed: int = 0
     text_column: str = "text"
-    features: tuple[str, ...] = OPEN_TIME_FEATURES
     model: TriageModelParams = TriageModelParams()
-    targets: dict[str, TriageTarget] = Field(default_factory=_default_targets)
-
-    @field_validator("features")
-    @classmethod
-    def _no_labels_as_features(cls, features: tuple[str, ...]) -> tuple[str, ...]:
-        leaked = [f for f in features if f.startswith("label_")]
-        if leaked:
-            raise ValueError(
-                f"label columns are known only at close and cannot be features: {leaked}"
-            )
-        return features
 
     @property
     def threads(self) -> int:
@@ -308,6 +505,8 @@ class BusinessHours(_Strict):
     start: time = time(8, 0)
     end: time = time(18, 0)
 
+    _times = field_validator("start", "end", mode="before")(_time_of_day)
+
     @model_validator(mode="after")
     def _ordered(self) -> BusinessHours:
         if self.end <= self.start:
@@ -324,6 +523,8 @@ class BlackoutWindow(_Strict):
     name: str = Field(min_length=1)
     start: datetime
     end: datetime = Field(description="Exclusive: a date alone means its midnight.")
+
+    _times = field_validator("start", "end", mode="before")(_naive_datetime)
 
     @model_validator(mode="after")
     def _ordered(self) -> BlackoutWindow:
@@ -367,9 +568,6 @@ class ChangeRiskModelParams(_Strict):
 
 
 class ChangeRiskParams(_Strict):
-    registered_model: str = Field("change-risk", pattern=r"^[a-z][a-z0-9-]*$")
-    numeric: tuple[str, ...] = Field(("size",), description="Numeric columns of the table.")
-    categorical: tuple[str, ...] = ("change_type", "ci", "service", "assignment_group")
     size_column: str = Field(
         "size", description="Its value alone is a baseline: bigger changes fail more (la)."
     )
@@ -383,16 +581,6 @@ class ChangeRiskParams(_Strict):
     n_jobs: PositiveInt | None = Field(None, description="Threads; none: the number of cores.")
     seed: int = 0
     model: ChangeRiskModelParams = ChangeRiskModelParams()
-
-    @field_validator("numeric", "categorical")
-    @classmethod
-    def _no_labels_as_features(cls, features: tuple[str, ...]) -> tuple[str, ...]:
-        leaked = [f for f in features if f.startswith("label_")]
-        if leaked:
-            raise ValueError(
-                f"label columns are known only at close and cannot be features: {leaked}"
-            )
-        return features
 
     @field_validator("bands")
     @classmethod
@@ -524,14 +712,31 @@ class ServingParams(_Strict):
 
 
 class Params(_Strict):
+    project: str = Field(
+        "itsm",
+        pattern=r"^[a-z0-9][a-z0-9-]*$",
+        description="Prefix of registered model names, so two projects never share versions.",
+    )
     tickets: TicketsParams
     changes: ChangesParams
+    models: dict[str, ModelSpec] = Field(
+        default_factory=_default_models,
+        description="The catalog: every model trained, evaluated, gated and served.",
+    )
     split: SplitParams = SplitParams()
     triage: TriageParams = TriageParams()
     change_risk: ChangeRiskParams = ChangeRiskParams()
     drift: DriftParams = DriftParams()
     promotion: PromotionParams = PromotionParams()
     serving: ServingParams = ServingParams()
+
+    @field_validator("models")
+    @classmethod
+    def _model_names(cls, models: dict[str, ModelSpec]) -> dict[str, ModelSpec]:
+        bad = [name for name in models if not re.match(r"^[a-z0-9][a-z0-9-]*$", name)]
+        if bad:
+            raise ValueError(f"model names must be lower-case words joined by '-', got {bad}")
+        return models
 
     def table(self, name: str) -> TicketsParams | ChangesParams:
         if name == "tickets":

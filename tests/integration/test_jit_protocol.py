@@ -9,8 +9,8 @@ import yaml
 from sklearn.metrics import roc_auc_score
 
 from itsm_ml.config import parse_source
-from itsm_ml.sources import load_table
-from itsm_ml.split import ordered_cut
+from itsm_ml.data.sources import load_table
+from itsm_ml.data.split import ordered_cut
 
 pytestmark = pytest.mark.real_data
 MAPPING = Path(__file__).parents[2] / "pipelines" / "sources" / "jit-changes.yaml"

@@ -16,6 +16,7 @@ import yaml
 ROOT = Path(__file__).parents[2]
 pytestmark = pytest.mark.slow
 TARGETS = ("routing", "category", "priority")
+MODELS = (*TARGETS, "change-risk")
 
 
 def dvc(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -56,10 +57,8 @@ def run_python(project: Path, code: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Tracked files of the project, as a fresh clone has them, with small generated tables."""
-    copy = tmp_path_factory.mktemp("project")
+def copy_project(copy: Path) -> Path:
+    """Tracked files of the project, as a fresh clone has them, without its outputs."""
     tracked = subprocess.run(
         ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout.split()
@@ -69,6 +68,13 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (copy / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, copy / name)
     subprocess.run(["git", "init", "-q"], cwd=copy, check=True)
+    return copy
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project with small generated tables, after a first `dvc repro`."""
+    copy = copy_project(tmp_path_factory.mktemp("project"))
     set_param(copy, "tickets.source.rows", 1500)
     set_param(copy, "changes.source.rows", 800)
     first = dvc(copy, "repro")
@@ -77,11 +83,10 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         f"{stage}@{table}"
         for stage in ("ingest", "validate", "split", "profile")
         for table in ("tickets", "changes")
-    } | {f"{stage}@{target}" for stage in ("train", "evaluate") for target in TARGETS} | {
-        "train_change_risk",
-        "evaluate_change_risk",
     } | {
-        f"{stage}@{model}" for stage in ("drift", "promote") for model in (*TARGETS, "change-risk")
+        f"{stage}@{model}"
+        for stage in ("train", "evaluate", "drift", "promote")
+        for model in MODELS
     }
     return copy
 
@@ -99,16 +104,23 @@ def test_first_run_writes_every_output(project: Path) -> None:
 
 def test_triage_models_are_evaluated_and_registered_as_challenger(project: Path) -> None:
     for target in TARGETS:
-        metrics = yaml.safe_load((project / f"reports/triage/{target}/metrics.json").read_text())
+        out = project / "reports/models" / target
+        metrics = yaml.safe_load((out / "evaluation/metrics.json").read_text())
+        headline = yaml.safe_load((out / "metrics.json").read_text())
+        assert headline == {
+            "skipped": False,
+            "accuracy": metrics["accuracy"],
+            "best baseline accuracy": max(b["accuracy"] for b in metrics["baselines"].values()),
+        }
         assert 0 <= metrics["accuracy"] <= 1 and "majority class" in metrics["baselines"]
         card = (project / f"reports/model_cards/{target}.md").read_text()
         assert "## Quality on the test split" in card and "baseline: majority class" in card
         for plot in ("reliability.png", "precision_coverage.png", "confusion.png"):
-            assert (project / f"reports/triage/{target}/{plot}").read_bytes()[:4] == b"\x89PNG"
+            assert (out / "evaluation" / plot).read_bytes()[:4] == b"\x89PNG"
     # A fresh process loads the registered model by alias and answers raw canonical tickets.
     script = (
         "import mlflow, pandas as pd\n"
-        "model = mlflow.pyfunc.load_model('models:/ticket-routing@challenger')\n"
+        "model = mlflow.pyfunc.load_model('models:/itsm-routing@challenger')\n"
         "tickets = pd.read_parquet('data/processed/tickets/test.parquet').head(20)\n"
         "answer = model.predict(tickets)\n"
         "odd = model.predict(pd.DataFrame({'caller': ['never seen'], 'text': ['']}))\n"
@@ -121,17 +133,18 @@ def test_triage_models_are_evaluated_and_registered_as_challenger(project: Path)
 
 
 def test_change_risk_is_evaluated_and_registered_as_challenger(project: Path) -> None:
-    metrics = yaml.safe_load((project / "reports/change_risk/metrics.json").read_text())
+    out = project / "reports/models/change-risk/evaluation"
+    metrics = yaml.safe_load((out / "metrics.json").read_text())
     assert 0 <= metrics["auc"] <= 1 and "size alone" in metrics["baselines"]
     card = (project / "reports/model_cards/change-risk.md").read_text()
     assert "## Risk bands" in card and "baseline: failure rate of its change type" in card
     for plot in ("curves.png", "reliability.png", "bands.png"):
-        assert (project / f"reports/change_risk/{plot}").read_bytes()[:4] == b"\x89PNG"
+        assert (out / plot).read_bytes()[:4] == b"\x89PNG"
     # A fresh process loads it by alias and answers change requests as an ITSM sends them:
     # times as text, two changes booked on the same CI in the same window.
     script = (
         "import mlflow, pandas as pd\n"
-        "model = mlflow.pyfunc.load_model('models:/change-risk@challenger')\n"
+        "model = mlflow.pyfunc.load_model('models:/itsm-change-risk@challenger')\n"
         "sent = pd.DataFrame({'change_id': ['CHG1', 'CHG2'],\n"
         "    'opened_at': ['2026-01-12 09:00:00', '2026-01-12 10:00:00'],\n"
         "    'planned_start': ['2026-01-17 22:00:00', '2026-01-17 22:30:00'],\n"
@@ -156,7 +169,7 @@ def test_change_risk_is_evaluated_and_registered_as_challenger(project: Path) ->
 def test_drift_of_every_registered_model_is_reported_and_logged(project: Path) -> None:
     import mlflow
 
-    for model in (*TARGETS, "change-risk"):
+    for model in MODELS:
         out = project / "reports/drift" / model
         summary = yaml.safe_load((out / "metrics.json").read_text())
         assert summary["windows"] >= 1 and 0 <= summary["alert_windows"] <= summary["windows"]
@@ -164,7 +177,7 @@ def test_drift_of_every_registered_model_is_reported_and_logged(project: Path) -
         assert "<style>" in page and "http" not in page  # renders offline
         assert (out / "timeline.png").read_bytes()[:4] == b"\x89PNG"
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project}/mlflow.db")
-    version = client.get_model_version_by_alias("change-risk", "challenger")
+    version = client.get_model_version_by_alias("itsm-change-risk", "challenger")
     assert "drift.alert_windows" in version.tags
     artifacts = {a.path for a in client.list_artifacts(version.run_id, "drift")}
     assert artifacts == {
@@ -189,19 +202,19 @@ def test_retrain_rereads_the_sources_and_retrains_only_on_new_data(project: Path
     unchanged = cli(project, "retrain")
     assert unchanged.returncode == 0, unchanged.stdout + unchanged.stderr[-3000:]
     assert "no model retrained" in unchanged.stdout
-    decisions = len(ledger(project, "change-risk"))
+    decisions = len(ledger(project, "itsm-change-risk"))
     set_param(project, "changes.source.seed", 7)  # a new export of changes
     renewed = cli(project, "retrain")
     assert renewed.returncode == 0, renewed.stdout + renewed.stderr[-3000:]
-    assert "change-risk v2:" in renewed.stdout
-    assert len(ledger(project, "change-risk")) == decisions + 1
-    assert "ticket-routing" not in renewed.stdout  # tickets did not change: not retrained
+    assert "itsm-change-risk v2:" in renewed.stdout
+    assert len(ledger(project, "itsm-change-risk")) == decisions + 1
+    assert "itsm-routing" not in renewed.stdout  # tickets did not change: not retrained
     set_param(project, "changes.validation.min_rows", 1_000_000)
     try:
         rejected = cli(project, "retrain")
         assert rejected.returncode == 5, rejected.stdout + rejected.stderr[-3000:]
         assert "rejected by validation: changes" in rejected.stdout
-        assert len(ledger(project, "change-risk")) == decisions + 1  # no decision, no move
+        assert len(ledger(project, "itsm-change-risk")) == decisions + 1  # no decision, no move
     finally:
         set_param(project, "changes.validation.min_rows", 100)
 
@@ -255,9 +268,9 @@ def ledger(project: Path, name: str) -> list[dict[str, object]]:
 def test_the_gate_ledgers_every_decision_and_survives_a_crash_before_the_move(
     project: Path,
 ) -> None:
-    name = "ticket-category"
+    name = "itsm-category"
     # The first run judged every model: each has a decision in the ledger.
-    for model in ("ticket-routing", "ticket-category", "ticket-priority", "change-risk"):
+    for model in ("itsm-routing", "itsm-category", "itsm-priority", "itsm-change-risk"):
         assert ledger(project, model)[0]["event"] == "decision"
     assert champion(project, name) == "1"
     # A new challenger (v2), with its drift record: the same model retrained, so let a tie
@@ -265,14 +278,15 @@ def test_the_gate_ledgers_every_decision_and_survives_a_crash_before_the_move(
     set_param(project, "promotion.margin", 0.0)
     # The failed-validation test above left a failed report; validate again (it passes).
     assert dvc(project, "repro", "validate@tickets").returncode == 0
-    for script in ("evaluate.py --target category", "drift.py --model category"):
-        done = run_python(project, f"import runpy, sys; sys.argv = ['x', *{script.split()[1:]!r}]\n"
+    for script in ("evaluate.py --model category", "drift.py --model category"):
+        done = run_python(project, "import runpy, sys; sys.path.insert(0, 'pipelines')\n"
+                          f"sys.argv = ['x', *{script.split()[1:]!r}]\n"
                           f"runpy.run_path('pipelines/{script.split()[0]}', run_name='__main__')")  # fmt: skip
         assert done.returncode == 0, done.stderr[-2000:]
     # The process dies after the checks passed and the decision was written, before the move.
     crash = run_python(
         project,
-        "import os\nfrom pathlib import Path\nimport itsm_ml.promotion_stages as gate\n"
+        "import os\nfrom pathlib import Path\nimport itsm_ml.promotion.stage as gate\n"
         "from itsm_ml.config import load_params\n"
         "gate._move_alias = lambda *args: os._exit(17)\n"
         "gate.promote(load_params(Path('params.yaml')), 'category', Path.cwd())\n",
@@ -296,12 +310,12 @@ def test_the_gate_ledgers_every_decision_and_survives_a_crash_before_the_move(
 
 
 def test_monitor_watches_each_champion_and_exits_3_when_labels_move(project: Path) -> None:
-    # The gate test above left ticket-category v1 champion; routing's first version passed too.
+    # The gate test above left itsm-category v1 champion; routing's first version passed too.
     fine = cli(project, "monitor", "routing", "priority")
     assert fine.returncode in (0, 3), fine.stdout + fine.stderr
-    assert "model: ticket-priority" in fine.stdout and "nothing serves" in fine.stdout
+    assert "model: itsm-priority" in fine.stdout and "nothing serves" in fine.stdout
     report = json.loads((project / "reports/monitor/routing.json").read_text())
-    assert report["version"] == champion(project, "ticket-routing")
+    assert report["version"] == champion(project, "itsm-routing")
     assert len(report["windows"]) == 2  # persistence: the two newest windows
     assert (project / "reports/monitor/routing.html").read_text().startswith("<!doctype html>")
     # Concept drift: every ticket closed now goes to one group, whatever it says; the
@@ -315,7 +329,7 @@ def test_monitor_watches_each_champion_and_exits_3_when_labels_move(project: Pat
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project}/mlflow.db")
-    version = client.get_model_version_by_alias("ticket-routing", "champion")
+    version = client.get_model_version_by_alias("itsm-routing", "champion")
     assert version.tags["monitor.status"] == "alert"
     missing = cli(project, "monitor", "routing", "--tickets", "nowhere.parquet")
     assert missing.returncode == 1 and "nowhere.parquet" in missing.stderr

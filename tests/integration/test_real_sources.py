@@ -10,10 +10,10 @@ import pytest
 import yaml
 
 from itsm_ml.config import ValidationParams, parse_source
-from itsm_ml.profile import profile_table
+from itsm_ml.data.profile import profile_table
+from itsm_ml.data.sources import load_table, traits
+from itsm_ml.data.validation import validate_table
 from itsm_ml.schemas import CHANGES, TICKETS
-from itsm_ml.sources import load_table, traits
-from itsm_ml.validation import validate_table
 
 pytestmark = pytest.mark.real_data
 MAPPINGS = Path(__file__).parents[2] / "pipelines" / "sources"

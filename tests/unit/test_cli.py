@@ -179,7 +179,7 @@ def test_formula_strings_stay_inert_text(tmp_path: Path) -> None:
     import yaml
 
     from itsm_ml.config import parse_source
-    from itsm_ml.sources import load_table
+    from itsm_ml.data.sources import load_table
 
     block = yaml.safe_load((BROKEN / "mapping.yaml").read_text())
     source = parse_source(

@@ -25,7 +25,9 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from itsm_ml import __version__
+from itsm_ml.catalog import catalog
 from itsm_ml.config import Params, resolve_path
+from itsm_ml.data.sources.servicenow import INCIDENT_FIELDS
 from itsm_ml.serving.api import (
     ChangeBatch,
     ChangeRequest,
@@ -44,10 +46,9 @@ from itsm_ml.serving.auth import CachedTokens
 from itsm_ml.serving.batching import MicroBatcher
 from itsm_ml.serving.champions import Champions
 from itsm_ml.serving.scoring import ChangeRiskScorer, NoChampionError, TriageScorer, TriageTarget
+from itsm_ml.serving.tokens import STORE_NAME, TokenRecord
 from itsm_ml.serving.updates import triage_update
 from itsm_ml.serving.writeback import ServiceNowWriter, WriteBackError
-from itsm_ml.sources.servicenow import INCIDENT_FIELDS
-from itsm_ml.tokens import STORE_NAME, TokenRecord
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +76,19 @@ class Service:
 def triage_targets(params: Params) -> list[TriageTarget]:
     reverse = {canonical: field for field, canonical in INCIDENT_FIELDS.items()}
     targets = []
-    for name, target in params.triage.targets.items():
-        at_open = target.at_open or target.label.removeprefix("label_")
-        targets.append(TriageTarget(name, target.registered_model, reverse.get(at_open, at_open)))
+    for entry in catalog(params).of_family("triage"):
+        at_open = entry.at_open or entry.label.removeprefix("label_")
+        targets.append(
+            TriageTarget(entry.name, entry.registered_model, reverse.get(at_open, at_open))
+        )
     return targets
+
+
+def change_risk_model(params: Params) -> str | None:
+    """The registered model `/v1/change-risk` answers with: the catalog's first model of
+    the changes table."""
+    found = catalog(params).of_family("change_risk")
+    return found[0].registered_model if found else None
 
 
 def build_service(
@@ -89,7 +99,8 @@ def build_service(
     writer: ServiceNowWriter | None = None,
 ) -> Service:
     targets = triage_targets(params)
-    names = [t.registered_model for t in targets] + [params.change_risk.registered_model]
+    change_model = change_risk_model(params)
+    names = [t.registered_model for t in targets] + ([change_model] if change_model else [])
     champions = champions or Champions(names)
     serving = params.serving
     if writer is None and serving.writeback.url:
@@ -102,7 +113,7 @@ def build_service(
             max_attempts=serving.writeback.max_attempts,
         )
     triage = TriageScorer(champions, targets)
-    change_risk = ChangeRiskScorer(champions, params.change_risk.registered_model)
+    change_risk = ChangeRiskScorer(champions, change_model)
     wait = serving.batch_wait_ms / 1000
     return Service(
         params=params,
@@ -191,7 +202,8 @@ def create_app(service: Service, *, poll: bool = True) -> FastAPI:
     def models(token: Annotated[TokenRecord, Depends(scope(MODELS))]) -> Models:
         """The registered models this service answers with, their live versions and history."""
         serves = {t.registered_model: f"tickets: {t.name}" for t in service.triage.targets}
-        serves[service.change_risk.registered_model] = "changes: risk"
+        if service.change_risk.registered_model:
+            serves[service.change_risk.registered_model] = "changes: risk"
         return Models(
             models=[
                 ModelStatus(

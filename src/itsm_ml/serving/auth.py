@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from itsm_ml.tokens import TokenRecord, TokenStore
+from itsm_ml.serving.tokens import TokenRecord, TokenStore
 
 
 class CachedTokens:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from itsm_ml import registry
+from itsm_ml.tracking import registry
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,12 @@ from typing import Any
 
 import pandas as pd
 
-from itsm_ml import answers
+from itsm_ml.data.sources.servicenow import (
+    INCIDENT_FIELDS,
+    change_requests_to_canonical,
+    incidents_to_canonical,
+)
+from itsm_ml.serving import answers
 from itsm_ml.serving.api import (
     ChangeRequest,
     ChangeRiskResult,
@@ -24,11 +29,6 @@ from itsm_ml.serving.api import (
     plain,
 )
 from itsm_ml.serving.champions import Champions, Loaded
-from itsm_ml.sources.servicenow import (
-    INCIDENT_FIELDS,
-    change_requests_to_canonical,
-    incidents_to_canonical,
-)
 
 
 class NoChampionError(Exception):
@@ -113,16 +113,20 @@ class TriageScorer:
 
 
 class ChangeRiskScorer:
-    def __init__(self, champions: Champions, registered_model: str) -> None:
+    def __init__(self, champions: Champions, registered_model: str | None) -> None:
         self.champions = champions
         self.registered_model = registered_model
 
     def score(self, records: Sequence[ChangeRequest]) -> list[ChangeRiskResult]:
+        if self.registered_model is None:
+            raise NoChampionError(
+                "params.yaml declares no model of the changes table under `models`"
+            )
         loaded = self.champions.get(self.registered_model)
         if loaded is None:
             raise NoChampionError(
                 f"no champion for {self.registered_model}; promote one with "
-                f"`itsm-ml promote change-risk`"
+                f"`itsm-ml promote {self.registered_model}`"
             )
         frame, numeric = change_frame(records)
         changes = change_requests_to_canonical(frame, numeric=numeric)

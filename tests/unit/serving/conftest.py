@@ -11,13 +11,14 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from itsm_ml.catalog import catalog
 from itsm_ml.config import GeneratorSource, Params, load_params
-from itsm_ml.models.triage import TriageModel
+from itsm_ml.data.sources import load_table
+from itsm_ml.data.split import time_split
 from itsm_ml.serving.app import build_service, create_app
 from itsm_ml.serving.champions import Champions
-from itsm_ml.sources import load_table
-from itsm_ml.split import time_split
-from itsm_ml.tokens import STORE_NAME, TokenStore
+from itsm_ml.serving.tokens import STORE_NAME, TokenStore
+from itsm_ml.triage.model import TriageModel
 
 ROOT = Path(__file__).parents[3]
 
@@ -46,7 +47,7 @@ def tickets() -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def change_scorer() -> Any:
-    from itsm_ml.change_risk_stages import build_scorer
+    from itsm_ml.change_risk.stage import build_scorer, split_features
     from itsm_ml.config import ChangeRiskParams
 
     source = GeneratorSource(
@@ -54,7 +55,11 @@ def change_scorer() -> Any:
     )
     changes = load_table("changes", source)
     split = time_split(changes, "opened_at", 0.2, 0.01)
-    return build_scorer(ChangeRiskParams(n_jobs=1)).fit(split.train, split.valid)
+    # The features the default catalog's change model takes, split as training splits them.
+    entry = catalog(load_params(ROOT / "params.yaml")).get("change-risk")
+    numeric, categorical = split_features(split.train, entry.feature_columns(split.train))
+    scorer = build_scorer(ChangeRiskParams(n_jobs=1), numeric, categorical)
+    return scorer.fit(split.train, split.valid)
 
 
 @pytest.fixture(scope="session")
@@ -127,12 +132,12 @@ def tokens(project: Path) -> dict[str, str]:
 
 @pytest.fixture
 def registry_with_routing(routing_model: TriageModel, change_scorer: Any) -> FakeRegistry:
-    """Champions: ticket-routing v1 and change-risk v3 (category and priority have none)."""
+    """Champions: itsm-routing v1 and itsm-change-risk v3 (category and priority have none)."""
     fake = FakeRegistry()
-    fake.versions[("ticket-routing", "1")] = routing_model
-    fake.aliases["ticket-routing"] = "1"
-    fake.versions[("change-risk", "3")] = change_scorer
-    fake.aliases["change-risk"] = "3"
+    fake.versions[("itsm-routing", "1")] = routing_model
+    fake.aliases["itsm-routing"] = "1"
+    fake.versions[("itsm-change-risk", "3")] = change_scorer
+    fake.aliases["itsm-change-risk"] = "3"
     return fake
 
 
@@ -150,10 +155,9 @@ def make_client(
     ) -> TestClient:
         fake = registry or registry_with_routing
         used = params_ or params
-        names = [t.registered_model for t in used.triage.targets.values()]
-        champions = Champions(
-            [*names, used.change_risk.registered_model], resolve=fake.resolve, load=fake.load
-        )
+        # Every model the catalog declares, watched in the fake registry.
+        names = [entry.registered_model for entry in catalog(used)]
+        champions = Champions(names, resolve=fake.resolve, load=fake.load)
         champions.refresh()
         service = build_service(used, project, champions=champions, **kwargs)
         client = TestClient(create_app(service, poll=False))

@@ -9,13 +9,16 @@ from typing import Any
 
 import pandas as pd
 import pytest
+import yaml
 
-from itsm_ml.config import Params
+from itsm_ml.config import Params, parse_params
+from itsm_ml.data.sources.servicenow import incidents_to_canonical
+from itsm_ml.data.split import time_split
 from itsm_ml.serving.api import Incident
 from itsm_ml.serving.app import build_service, create_app
 from itsm_ml.serving.scoring import incident_frame
-from itsm_ml.sources.servicenow import incidents_to_canonical
-from itsm_ml.tokens import STORE_NAME, TokenStore
+from itsm_ml.serving.tokens import STORE_NAME, TokenStore
+from itsm_ml.triage.model import TriageModel
 from tests.fakes.servicenow import FakeServiceNow
 from tests.unit.serving.conftest import (
     ROOT,
@@ -35,7 +38,7 @@ def test_healthz_needs_no_token_and_readyz_waits_for_the_models(
     from itsm_ml.serving.champions import Champions
 
     champions = Champions(
-        ["ticket-routing"], resolve=registry_with_routing.resolve, load=registry_with_routing.load
+        ["itsm-routing"], resolve=registry_with_routing.resolve, load=registry_with_routing.load
     )
     app = create_app(build_service(params, project, champions=champions), poll=False)
     with TestClient(app) as client:
@@ -44,7 +47,7 @@ def test_healthz_needs_no_token_and_readyz_waits_for_the_models(
         champions.refresh()
         ready = client.get("/readyz")
         assert ready.status_code == 200
-        assert ready.json()["detail"]["champions"] == {"ticket-routing": "1"}
+        assert ready.json()["detail"]["champions"] == {"itsm-routing": "1"}
 
 
 def test_a_ticket_is_answered_by_the_champion_naming_its_version(
@@ -57,12 +60,12 @@ def test_a_ticket_is_answered_by_the_champion_naming_its_version(
     body = response.json()
     routing = body["answers"]["routing"]
     assert (routing["model"], routing["version"], routing["field"]) == (
-        "ticket-routing",
+        "itsm-routing",
         "1",
         "assignment_group",
     )
     assert body["unavailable"] == ["category", "priority"]
-    assert response.headers["X-Model-Versions"] == "ticket-routing=1"
+    assert response.headers["X-Model-Versions"] == "itsm-routing=1"
     # The same answer as the model gives the ticket read by the ingestion adapter.
     canonical = incidents_to_canonical(incident_frame([Incident(**record)]))
     expected = routing_model.respond(canonical).iloc[0]
@@ -203,8 +206,9 @@ def test_no_champion_gets_503_saying_what_to_promote(
         "/v1/change-risk", json={"number": "CHG1"}, headers=auth(tokens["changes"])
     )
     assert response.status_code == 503
-    assert "change-risk" in response.json()["detail"]
-    assert "itsm-ml promote" in response.json()["detail"]
+    assert response.json()["detail"] == (
+        "no champion for itsm-change-risk; promote one with `itsm-ml promote itsm-change-risk`"
+    )
 
 
 def test_a_change_request_gets_probability_band_reasons_and_conflicts(
@@ -224,7 +228,7 @@ def test_a_change_request_gets_probability_band_reasons_and_conflicts(
     )
     assert one.status_code == 200, one.text
     body = one.json()
-    assert (body["model"], body["version"]) == ("change-risk", "3")
+    assert (body["model"], body["version"]) == ("itsm-change-risk", "3")
     assert 0 < body["probability"] < 1
     assert body["band"] in {"very high", "high", "medium", "low"}
     assert len(body["reasons"]) == 3
@@ -255,7 +259,7 @@ def test_every_scored_record_is_audited_without_text_or_token(
     assert len(lines) == 4
     assert [line["endpoint"] for line in lines] == ["/v1/triage"] + ["/v1/triage/batch"] * 3
     assert lines[0]["token"] == tokens["tickets"].split("_")[1]
-    assert lines[0]["models"] == {"ticket-routing": "1"}
+    assert lines[0]["models"] == {"itsm-routing": "1"}
     assert lines[0]["number"] == records[0]["number"]
     assert set(lines[0]["decisions"]) == {"routing"}
     assert all(line["latency_ms"] > 0 for line in lines)
@@ -286,8 +290,8 @@ def test_a_model_error_is_a_500_whose_log_names_no_ticket_text(
     make_client: ClientFactory, tokens: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
     fake = FakeRegistry()
-    fake.versions[("ticket-routing", "1")] = Exploding()
-    fake.aliases["ticket-routing"] = "1"
+    fake.versions[("itsm-routing", "1")] = Exploding()
+    fake.aliases["itsm-routing"] = "1"
     client = make_client(registry=fake)
     with caplog.at_level(logging.INFO):
         response = client.post(
@@ -319,7 +323,7 @@ def test_write_back_patches_the_ticket_once(
         journal = itsm.journal(record["sys_id"])
         assert len(journal) == 1
         routing = response.json()["answers"]["routing"]
-        assert "ticket-routing v1" in journal[0]
+        assert "itsm-routing v1" in journal[0]
         if routing["decision"] == "auto_route":
             assert itsm.record(record["sys_id"])["assignment_group"] == routing["value"]
         else:
@@ -355,7 +359,7 @@ def test_concurrent_change_requests_are_not_each_others_calendar(
     from itsm_ml.serving.champions import Champions
 
     champions = Champions(
-        ["change-risk"], resolve=registry_with_routing.resolve, load=registry_with_routing.load
+        ["itsm-change-risk"], resolve=registry_with_routing.resolve, load=registry_with_routing.load
     )
     champions.refresh()
     app = create_app(build_service(params, project, champions=champions), poll=False)
@@ -385,3 +389,111 @@ def test_concurrent_change_requests_are_not_each_others_calendar(
     first, second = asyncio.run(both())
     assert not any("CHG2" in c for c in first["conflicts"])
     assert not any("CHG1" in c for c in second["conflicts"])
+
+
+# ----------------------------------------------------------------------------- the catalog
+
+
+def with_models(models: dict[str, Any]) -> Params:
+    """params.yaml as checked in with its `models` catalog replaced: a params edit, no code."""
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    return parse_params({**raw, "models": models})
+
+
+def watched(params: Params, project: Path) -> list[str]:
+    """The registered models the service, built from `params` alone, follows in the registry."""
+    service = build_service(params, project)
+    try:
+        return [status.name for status in service.champions.statuses()]
+    finally:
+        service.audit.close()
+
+
+@pytest.fixture(scope="module")
+def impact_model(tickets: pd.DataFrame) -> TriageModel:
+    split = time_split(tickets, "opened_at", 0.2, 0.2)
+    model = TriageModel(categorical=["caller", "channel", "ci", "service"], n_jobs=1)
+    label = "label_impact"
+    return model.fit(split.train, split.train[label], split.valid, split.valid[label])
+
+
+def test_a_ticket_model_added_to_the_catalog_is_served_without_code_change(
+    make_client: ClientFactory,
+    tokens: dict[str, str],
+    tickets: pd.DataFrame,
+    registry_with_routing: FakeRegistry,
+    impact_model: TriageModel,
+    project: Path,
+) -> None:
+    declared = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))["models"]
+    impact = {"table": "tickets", "kind": "multiclass", "label": "impact"}
+    params = with_models({**declared, "impact": impact})
+    assert watched(params, project) == [
+        "itsm-routing", "itsm-category", "itsm-priority", "itsm-impact", "itsm-change-risk"
+    ]  # fmt: skip
+    registry_with_routing.versions[("itsm-impact", "1")] = impact_model
+    registry_with_routing.aliases["itsm-impact"] = "1"
+    client = make_client(params)
+
+    record = incident_records(tickets, 1)[0]
+    response = client.post("/v1/triage", json=record, headers=auth(tokens["tickets"]))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body["answers"]) == {"routing", "impact"}
+    assert body["unavailable"] == ["category", "priority"]
+    answer = body["answers"]["impact"]
+    assert (answer["model"], answer["version"], answer["field"]) == ("itsm-impact", "1", "impact")
+    canonical = incidents_to_canonical(incident_frame([Incident(**record)]))
+    expected = impact_model.respond(canonical).iloc[0]
+    assert expected["label"] in {"1 - High", "2 - Medium", "3 - Low"}
+    assert answer["suggestions"][0]["value"] == expected["label"]
+    assert answer["probability"] == pytest.approx(expected["probability"])
+    assert response.headers["X-Model-Versions"] == "itsm-impact=1,itsm-routing=1"
+
+    listed = client.get("/v1/models", headers=auth(tokens["models"]))
+    assert listed.status_code == 200, listed.text
+    served = {m["name"]: (m["serves"], m["version"]) for m in listed.json()["models"]}
+    assert served == {
+        "itsm-routing": ("tickets: routing", "1"),
+        "itsm-category": ("tickets: category", None),
+        "itsm-priority": ("tickets: priority", None),
+        "itsm-impact": ("tickets: impact", "1"),
+        "itsm-change-risk": ("changes: risk", "3"),
+    }
+
+
+def test_a_catalog_of_routing_alone_serves_routing_and_no_change_risk(
+    make_client: ClientFactory, tokens: dict[str, str], tickets: pd.DataFrame, project: Path
+) -> None:
+    params = with_models(
+        {"routing": {"table": "tickets", "kind": "multiclass", "label": "assignment_group"}}
+    )
+    assert watched(params, project) == ["itsm-routing"]
+    # The registry still holds an itsm-change-risk champion: the catalog alone decides.
+    client = make_client(params)
+    assert client.get("/readyz").json()["detail"]["champions"] == {"itsm-routing": "1"}
+
+    record = incident_records(tickets, 1)[0]
+    response = client.post("/v1/triage", json=record, headers=auth(tokens["tickets"]))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body["answers"]) == {"routing"}
+    assert body["unavailable"] == []
+    assert response.headers["X-Model-Versions"] == "itsm-routing=1"
+
+    listed = client.get("/v1/models", headers=auth(tokens["models"])).json()["models"]
+    assert [(m["name"], m["serves"], m["version"]) for m in listed] == [
+        ("itsm-routing", "tickets: routing", "1")
+    ]
+
+    undeclared = "params.yaml declares no model of the changes table under `models`"
+    one = client.post("/v1/change-risk", json={"number": "CHG1"}, headers=auth(tokens["changes"]))
+    assert one.status_code == 503
+    assert one.json()["detail"] == undeclared
+    batch = client.post(
+        "/v1/change-risk/batch",
+        json={"records": [{"number": "CHG1"}]},
+        headers=auth(tokens["changes"]),
+    )
+    assert batch.status_code == 503
+    assert batch.json()["detail"] == undeclared

@@ -9,9 +9,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from itsm_ml import registry
-from itsm_ml.models.triage import TriageModel
 from itsm_ml.serving.champions import Champions, champion_version, load_version
+from itsm_ml.tracking import registry
+from itsm_ml.triage.model import TriageModel
 from tests.registering import register
 from tests.unit.serving.conftest import FakeRegistry
 
@@ -96,15 +96,15 @@ def test_champions_are_read_from_the_mlflow_registry(
     import mlflow
 
     example = tickets[["caller", "channel", "ci", "service", "text"]].head(3)
-    versions = register(routing_model, tracking, "ticket-routing", example, times=2)
-    assert champion_version("ticket-routing") is None
+    versions = register(routing_model, tracking, "itsm-routing", example, times=2)
+    assert champion_version("itsm-routing") is None
     client = mlflow.MlflowClient()
-    client.set_registered_model_alias("ticket-routing", registry.CHAMPION, versions[0])
-    champions = Champions(["ticket-routing", "ticket-category"])
-    assert champions.refresh() == ["ticket-routing: none -> 1"]
-    assert champions.get("ticket-category") is None
-    client.set_registered_model_alias("ticket-routing", registry.CHAMPION, versions[1])
-    assert champions.refresh() == ["ticket-routing: 1 -> 2"]
-    loaded: Any = load_version("ticket-routing", "2")
+    client.set_registered_model_alias("itsm-routing", registry.CHAMPION, versions[0])
+    champions = Champions(["itsm-routing", "itsm-category"])
+    assert champions.refresh() == ["itsm-routing: none -> 1"]
+    assert champions.get("itsm-category") is None
+    client.set_registered_model_alias("itsm-routing", registry.CHAMPION, versions[1])
+    assert champions.refresh() == ["itsm-routing: 1 -> 2"]
+    loaded: Any = load_version("itsm-routing", "2")
     expected = routing_model.respond(example)
     pd.testing.assert_frame_equal(loaded.respond(example), expected)

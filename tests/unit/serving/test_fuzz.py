@@ -17,6 +17,7 @@ import httpx
 import pytest
 import uvicorn
 
+from itsm_ml.catalog import catalog
 from itsm_ml.config import Params
 from itsm_ml.serving.app import build_service, create_app
 from itsm_ml.serving.champions import Champions
@@ -25,9 +26,8 @@ from tests.unit.serving.conftest import FakeRegistry
 
 @pytest.fixture
 def live_url(project: Path, params: Params, registry_with_routing: FakeRegistry) -> Iterator[str]:
-    names = [t.registered_model for t in params.triage.targets.values()]
     champions = Champions(
-        [*names, params.change_risk.registered_model],
+        [entry.registered_model for entry in catalog(params)],
         resolve=registry_with_routing.resolve,
         load=registry_with_routing.load,
     )

@@ -1,0 +1,279 @@
+"""The catalog: every model the project trains, evaluates, watches, gates and serves.
+
+Models are data, not code. `models:` in params.yaml declares each one (its table, label,
+kind and features); the DVC stages, the CLI, drift, the gate, the service and batch scoring
+ask this module and dispatch on the entry's *family* (which code knows its table) and *kind*
+(what it predicts), never on its name. Adding a target is a params edit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+
+from itsm_ml import io
+from itsm_ml.config import Params
+from itsm_ml.errors import ConfigError
+from itsm_ml.schemas import LABEL_PREFIX, is_label, is_metadata, schema_for
+
+Family = Literal["triage", "change_risk"]
+# Which code learns from which table: triage classifies tickets at open (text and fields),
+# change risk scores changes before they run (their own metrics, history and conflicts).
+FAMILY_OF_TABLE: dict[str, Family] = {"tickets": "triage", "changes": "change_risk"}
+# The gate's metrics per family, primary first; True when higher is better.
+METRICS: dict[Family, dict[str, bool]] = {
+    "triage": {"accuracy": True, "macro_f1": True, "ece": False},
+    "change_risk": {"auc": True, "brier": False, "ece": False},
+}
+# Never features: what identifies a record or says when it happened. Time enters the
+# models through the split and the history features, never as a raw value.
+_TIME_COLUMNS = ("opened_at", "closed_at", "resolved_at", "planned_start", "planned_end")
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One model as every stage sees it."""
+
+    name: str
+    table: str
+    kind: str
+    label: str
+    registered_model: str
+    metric: str
+    features: tuple[str, ...] | None
+    at_open: str | None
+
+    @property
+    def family(self) -> Family:
+        return FAMILY_OF_TABLE[self.table]
+
+    @property
+    def metrics(self) -> dict[str, bool]:
+        """The gate's metrics with this entry's primary metric first."""
+        found = METRICS[self.family]
+        return {self.metric: found[self.metric], **found}
+
+    def feature_columns(self, frame: pd.DataFrame) -> list[str]:
+        """The declared features present in `frame`; by default every column the source
+        mapped except ids, times, labels, metadata and the text (which models take apart)."""
+        if self.features is not None:
+            return [c for c in self.features if c in frame]
+        schema = schema_for(self.table)
+        excluded = {schema.id_column, schema.text_column, *_TIME_COLUMNS}
+        return [
+            c for c in frame.columns if c not in excluded and not is_label(c) and not is_metadata(c)
+        ]
+
+    def keep_at_open(self, frame: pd.DataFrame) -> str | None:
+        """The column holding the label's value as set at open (the keep-at-open baseline)."""
+        column = self.at_open or self.label.removeprefix(LABEL_PREFIX)
+        return column if column in frame else None
+
+
+@dataclass(frozen=True)
+class ModelLayout:
+    """Where one model's files live under the project root, whatever its family."""
+
+    root: Path
+    name: str
+
+    @property
+    def model(self) -> Path:
+        return self.root / "models" / f"{self.name}.joblib"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports" / "models" / self.name
+
+    @property
+    def train_summary(self) -> Path:
+        return self.reports / "train.json"
+
+    @property
+    def evaluation(self) -> Path:
+        """Figures and tables of the evaluation on test: one folder, whatever the family."""
+        return self.reports / "evaluation"
+
+    @property
+    def metrics(self) -> Path:
+        """The few figures `dvc exp show` and `dvc metrics` compare: primary metric, best
+        baseline, and whether the model was skipped."""
+        return self.reports / "metrics.json"
+
+    @property
+    def gate(self) -> Path:
+        """The gate's last word on this model, one value `dvc exp show` can compare."""
+        return self.reports / "gate.json"
+
+    @property
+    def registered(self) -> Path:
+        return self.reports / "registered.json"
+
+    @property
+    def card(self) -> Path:
+        return self.root / "reports" / "model_cards" / f"{self.name}.md"
+
+
+class Catalog:
+    """The models of params.yaml, by name, in the order declared."""
+
+    def __init__(self, entries: list[CatalogEntry]) -> None:
+        self._entries = {e.name: e for e in entries}
+
+    def __iter__(self) -> Iterator[CatalogEntry]:
+        return iter(self._entries.values())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._entries)
+
+    def get(self, name: str) -> CatalogEntry:
+        """An entry by its name in params.yaml or by its registered name."""
+        if name in self._entries:
+            return self._entries[name]
+        for entry in self._entries.values():
+            if entry.registered_model == name:
+                return entry
+        known = ", ".join(self.names) or "none"
+        raise ConfigError(
+            f"unknown model {name!r}: params.yaml `models` declares {known}"
+            " (use a name from there, or its registered name)"
+        )
+
+    def of_table(self, table: str) -> list[CatalogEntry]:
+        return [e for e in self._entries.values() if e.table == table]
+
+    def of_family(self, family: Family) -> list[CatalogEntry]:
+        return [e for e in self._entries.values() if e.family == family]
+
+
+def catalog(params: Params) -> Catalog:
+    """The catalog of `params`; what the schema alone cannot check is checked here, naming
+    the params key and what it expects."""
+    entries = []
+    for name, spec in params.models.items():
+        label = spec.label if spec.label.startswith(LABEL_PREFIX) else LABEL_PREFIX + spec.label
+        family = FAMILY_OF_TABLE[spec.table]
+        if family == "change_risk" and spec.kind != "binary":
+            raise ConfigError(
+                f"models.{name}.kind: {spec.kind!r} on the changes table; expected 'binary'"
+                " (change risk predicts whether a change fails)"
+            )
+        # A primary metric decides "better": only those where higher is better qualify.
+        primaries = [m for m, higher in METRICS[family].items() if higher]
+        if spec.metric is not None and spec.metric not in primaries:
+            raise ConfigError(
+                f"models.{name}.metric: {spec.metric!r}; expected one of"
+                f" {', '.join(primaries)} for a model of the {spec.table} table"
+            )
+        entries.append(
+            CatalogEntry(
+                name=name,
+                table=spec.table,
+                kind=spec.kind,
+                label=label,
+                registered_model=spec.registered_model or f"{params.project}-{name}",
+                metric=spec.metric or next(iter(METRICS[family])),
+                features=spec.features,
+                at_open=spec.at_open,
+            )
+        )
+    return Catalog(entries)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """Stands in a model's file when its table has nothing to learn it from (the label is
+    absent or empty in this export): later stages see it and skip that model, saying why,
+    so one export need not carry every label the catalog declares."""
+
+    model: str
+    reason: str
+
+    def summary(self) -> str:
+        return f"skipped: {self.reason}"
+
+
+def write_registered(registered: Any, layout: ModelLayout) -> None:
+    """Which registry version an evaluation registered (read by drift and the gate)."""
+    io.write_json(
+        {
+            "name": registered.name,
+            "version": registered.version,
+            "run_id": registered.run_id,
+            "model_uri": registered.model_uri,
+        },
+        layout.registered,
+    )
+
+
+def write_headline(
+    layout: ModelLayout,
+    entry: CatalogEntry,
+    metrics: dict[str, Any],
+    baselines: dict[str, dict[str, Any]],
+) -> None:
+    """The figures compared across experiments: the primary metric beside the best baseline
+    on the same rows. Everything else stays in the evaluation folder and in MLflow."""
+    metric = entry.metric
+    best = max(
+        (b[metric] for b in baselines.values() if metric in b and b[metric] == b[metric]),
+        default=float("nan"),
+    )
+    io.write_json(
+        {"skipped": False, metric: metrics[metric], f"best baseline {metric}": best},
+        layout.metrics,
+    )
+
+
+def write_skipped(layout: ModelLayout, reason: str) -> None:
+    io.write_json({"skipped": True, "reason": reason}, layout.metrics)
+
+
+@dataclass(frozen=True)
+class LabelFound:
+    """A label column of an export, and the model the catalog has for it (if any)."""
+
+    column: str
+    classes: int
+    kind: str
+    model: str | None
+
+    def declaration(self, table: str) -> str:
+        """The line to add under `models:` in params.yaml to learn this label."""
+        name = self.column.removeprefix(LABEL_PREFIX).replace("_", "-")
+        label = self.column.removeprefix(LABEL_PREFIX)
+        return f"  {name}: {{table: {table}, kind: {self.kind}, label: {label}}}"
+
+
+def labels_found(table: str, frame: pd.DataFrame, known: Catalog) -> list[LabelFound]:
+    """Every text or yes/no label of `frame` with two values or more; counts (integer labels
+    such as reassignments) are left out: they are not classes to route by."""
+    declared = {e.label: e.name for e in known.of_table(table)}
+    found = []
+    for column in frame.columns:
+        values = frame[column]
+        counts = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+        if not is_label(column) or counts:
+            continue
+        classes = int(values.dropna().astype(str).nunique())
+        if classes >= 2:
+            kind = "binary" if classes == 2 else "multiclass"
+            found.append(LabelFound(column, classes, kind, declared.get(column)))
+    return found
+
+
+def skipped_models(table: str, frame: pd.DataFrame, known: Catalog) -> list[CatalogEntry]:
+    """Models of the catalog that this export cannot train (their label is absent or empty)."""
+    return [
+        e
+        for e in known.of_table(table)
+        if e.label not in frame or frame[e.label].dropna().astype(str).nunique() < 2
+    ]

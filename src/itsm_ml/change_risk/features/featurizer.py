@@ -1,0 +1,192 @@
+"""Everything the change-risk model sees, built from canonical changes at the moment of decision.
+
+Per change: its own attributes (size, type, CI, ...), its planned window (lead time, length,
+start hour and weekday), conflicts with other planned work, and track records of its team, CI
+and service from outcomes known before it (features/history.py).
+
+History and conflicts depend on other changes. The featurizer keeps the recent changes it was
+fitted on as context, so a change scored alone later still sees the track records and the
+calendar it would have seen in the training table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from itsm_ml.change_risk.features.conflicts import (
+    conflict_features,
+    conflict_report,
+    has_planned_windows,
+    visible_pairs,
+)
+from itsm_ml.change_risk.features.history import outcome_history
+from itsm_ml.config import ConflictParams, HistoryParams
+
+ID, TIME, OUTCOME = "change_id", "opened_at", "label_failed"
+
+
+def window_features(changes: pd.DataFrame) -> pd.DataFrame:
+    """Lead time from request to start, window length, and when the window starts."""
+    if not has_planned_windows(changes):
+        return pd.DataFrame(index=changes.index)
+    start = changes["planned_start"]
+    opened = changes[TIME] if TIME in changes else pd.Series(pd.NaT, index=changes.index)
+    end = changes["planned_end"] if "planned_end" in changes else pd.Series(pd.NaT, changes.index)
+    hour = 3600.0
+    return pd.DataFrame(
+        {
+            "lead_hours": (start - opened).dt.total_seconds() / hour,
+            "window_hours": (end - start).dt.total_seconds() / hour,
+            "start_hour": start.dt.hour + start.dt.minute / 60,
+            "start_weekday": start.dt.weekday.astype(float),
+        },
+        index=changes.index,
+    )
+
+
+def _coerced(changes: pd.DataFrame) -> pd.DataFrame:
+    """Times as timestamps and an outcome as booleans, whatever a caller sent (strings at
+    serving time); a value that does not parse becomes missing."""
+    frame = changes.copy()
+    for column in (TIME, "planned_start", "planned_end"):
+        if column in frame and not pd.api.types.is_datetime64_any_dtype(frame[column]):
+            frame[column] = pd.to_datetime(frame[column], errors="coerce", format="mixed")
+    if OUTCOME in frame:
+        frame[OUTCOME] = frame[OUTCOME].astype("boolean")
+    return frame
+
+
+class ChangeFeaturizer:
+    """Canonical changes -> model features (numeric and categorical columns), with context."""
+
+    def __init__(
+        self,
+        *,
+        numeric: tuple[str, ...] = (),
+        categorical: tuple[str, ...] = (),
+        history: HistoryParams | None = None,
+        conflicts: ConflictParams | None = None,
+    ) -> None:
+        self.numeric = numeric
+        self.categorical = categorical
+        self.history = history
+        self.conflicts = conflicts
+
+    def fit(self, changes: pd.DataFrame) -> ChangeFeaturizer:
+        self.fit_transform(changes)
+        return self
+
+    def fit_transform(self, changes: pd.DataFrame) -> pd.DataFrame:
+        """Learn which features the table supports and keep its recent changes as context."""
+        changes = _coerced(changes)
+        history = self.history or HistoryParams()
+        self.history_keys_ = [k for k in history.keys if k in changes and changes[k].notna().any()]
+        self.uses_windows_ = has_planned_windows(changes)
+        features = self._derived(changes)
+        self.numeric_ = [
+            c for c in features if c not in self.categorical and features[c].notna().any()
+        ]
+        self.categorical_ = [c for c in self.categorical if c in changes]
+        wanted = (
+            ID, TIME, "planned_start", "planned_end", *self.numeric, *self.categorical,
+            *self.history_keys_, *self._conflict_keys(changes),
+        )  # fmt: skip
+        self.input_columns_ = [c for c in dict.fromkeys(wanted) if c in changes]
+        self.context_ = self._context(changes, history)
+        return features[[*self.numeric_, *self.categorical_]]
+
+    def _context(self, changes: pd.DataFrame, history: HistoryParams) -> pd.DataFrame:
+        """The changes a later change can still be affected by: recent outcomes and windows."""
+        keep = [c for c in (ID, TIME, "planned_start", "planned_end", OUTCOME) if c in changes]
+        keys = dict.fromkeys([*self.history_keys_, *self._conflict_keys(changes)])
+        keep += [c for c in keys if c not in keep]
+        if TIME not in changes or changes[TIME].isna().all():
+            return changes[keep].iloc[0:0]
+        horizon = changes[TIME].max() - pd.Timedelta(days=history.window_days + history.delay_days)
+        recent = changes[TIME] >= horizon
+        if "planned_end" in changes:
+            recent |= changes["planned_end"] >= changes[TIME].max()
+        return changes.loc[recent, keep].reset_index(drop=True)
+
+    def _conflict_keys(self, changes: pd.DataFrame) -> list[str]:
+        rules = self.conflicts or ConflictParams()
+        return [k for k in rules.keys if k in changes]
+
+    def _derived(self, changes: pd.DataFrame, pairs: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Features of every row of `changes`, using only `changes` itself."""
+        parts: list[pd.DataFrame] = [
+            changes[[c for c in self.numeric if c in changes]].apply(pd.to_numeric, errors="coerce")
+        ]
+        if has_planned_windows(changes):
+            parts.append(window_features(changes))
+            parts.append(conflict_features(changes, self.conflicts or ConflictParams(), pairs))
+        keys = [k for k in getattr(self, "history_keys_", []) if k in changes]
+        if keys and TIME in changes:
+            history = self.history or HistoryParams()
+            parts.append(
+                outcome_history(
+                    changes,
+                    keys,
+                    delay_days=history.delay_days,
+                    window_days=history.window_days,
+                    volume_days=history.volume_days,
+                    prior_weight=history.prior_weight,
+                )
+            )
+        frame = pd.concat(parts, axis=1)
+        for column in self.categorical:
+            if column in changes:
+                frame[column] = changes[column].astype("string")
+        return frame
+
+    def _with_context(self, changes: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+        """`changes` after the context changes not among them, and where `changes` sit in it."""
+        if not hasattr(self, "context_"):
+            raise RuntimeError("ChangeFeaturizer is not fitted yet: call fit() first")
+        changes = _coerced(changes.reset_index(drop=True))
+        context = self.context_
+        if ID in changes and len(context):
+            context = context[~context[ID].isin(changes[ID].dropna())]
+        union = pd.concat([context, changes], ignore_index=True)
+        return union, np.arange(len(context), len(union))
+
+    def transform(self, changes: pd.DataFrame) -> pd.DataFrame:
+        union, rows = self._with_context(changes)
+        return self._features_of(union, rows, changes.index)
+
+    def _features_of(
+        self,
+        union: pd.DataFrame,
+        rows: np.ndarray,
+        index: pd.Index,
+        pairs: pd.DataFrame | None = None,
+    ) -> pd.DataFrame:
+        features = self._derived(union, pairs).iloc[rows].copy()
+        for column in self.numeric_:
+            if column not in features:
+                features[column] = np.nan
+        for column in self.categorical_:
+            if column not in features:
+                features[column] = pd.Series(pd.NA, index=features.index, dtype="string")
+        return features[[*self.numeric_, *self.categorical_]].set_axis(index)
+
+    def transform_with_conflicts(
+        self, changes: pd.DataFrame
+    ) -> tuple[pd.DataFrame, list[list[str]]]:
+        """Features and the conflict report in one pass over the context (what scoring needs)."""
+        union, rows = self._with_context(changes)
+        rules = self.conflicts or ConflictParams()
+        pairs = visible_pairs(union, rules) if has_planned_windows(union) else None
+        report = conflict_report(union, rules, rows=rows, pairs=pairs)
+        return self._features_of(union, rows, changes.index, pairs), report
+
+    def get_params(self, deep: bool = False) -> dict[str, Any]:
+        return {
+            "numeric": self.numeric,
+            "categorical": self.categorical,
+            "history": self.history,
+            "conflicts": self.conflicts,
+        }

@@ -1,0 +1,110 @@
+"""Event logs: one row per update of a case, collapsed to one canonical ticket per case.
+
+Features come from a case's first event, the state when it was opened (what a router has in
+hand), and labels from its last event, the final state (what ServiceNow's own Predictive
+Intelligence learns: "the value the field had when the record closed"). The ServiceNow audit
+log is one such log, with a preset mapping (`ServiceNowAuditLogSource`).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from itsm_ml.config import EventLogFields
+from itsm_ml.data.sources import parsing
+from itsm_ml.data.sources.canonical import CanonicalBuilder, record_numbers
+from itsm_ml.data.sources.csv_files import read_export
+from itsm_ml.schemas import BOOL, DATETIME, FLOAT, INT, LABEL_PREFIX, STRING, TICKETS
+
+# The spellings of generic ticket CSVs plus the upper case ServiceNow writes.
+_TRUE = ("1", "true", "True", "TRUE", "yes")
+_FALSE = ("0", "false", "False", "FALSE", "no")
+
+_CASE, _ALONE, _RECORD = "_case", "_alone", "_record"
+
+
+def load_event_log(source: EventLogFields) -> pd.DataFrame:
+    """Read an event log (only the mapped columns) and collapse it to canonical tickets."""
+    return events_to_canonical(read_export(source, source.mapped_columns()), source)
+
+
+def events_to_canonical(events: pd.DataFrame, source: EventLogFields) -> pd.DataFrame:
+    """Map events, read as text in file order, onto the canonical tickets table: one row per
+    case, sorted by case id (events without one last, in file order)."""
+    first, last = _first_and_last_events(events, source)
+    build = CanonicalBuilder(TICKETS, first[_RECORD])  # a ticket points at its first event
+    build.text("ticket_id", first[source.case_id])
+    fmt = source.date_format
+    for name, column, state in (
+        ("opened_at", source.opened_at, first),
+        ("closed_at", source.closed_at, last),
+        ("resolved_at", source.resolved_at, last),
+    ):
+        if column:
+            build.timestamps(name, state[column], fmt)
+    if source.text:
+        build.joined_text("text", [first[c] for c in source.text])
+    for name, column in source.at_open.items():
+        _typed(build, name, first[column], fmt)
+    for name, column in source.labels.items():
+        label = name if name.startswith(LABEL_PREFIX) else LABEL_PREFIX + name
+        _typed(build, label, last[column], fmt)
+    return build.build()
+
+
+def _first_and_last_events(
+    events: pd.DataFrame, source: EventLogFields
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The first and the last event of each case, row i of both belonging to the same case."""
+    records = record_numbers(events)
+    case = parsing.clean_text(events[source.case_id])
+    keys = pd.DataFrame(
+        {
+            _CASE: case,
+            # An event without a case id cannot be grouped: it stays a case of its own, so
+            # validation reports the null id instead of merging unrelated events.
+            _ALONE: records.where(case.isna(), 0),
+            **{
+                f"_order{i}": _sortable(events[c], source.date_format)
+                for i, c in enumerate(source.order)
+            },
+            _RECORD: records,
+        },
+        index=events.index,
+    )
+    # Unparseable order values are NA and sort last within their case; the record number
+    # makes the order total, so equal keys keep the file's order.
+    ordered = keys.sort_values(list(keys.columns), kind="stable", na_position="last")
+    first = ordered.drop_duplicates([_CASE, _ALONE], keep="first").index
+    last = ordered.drop_duplicates([_CASE, _ALONE], keep="last").index
+    with_records = events.assign(**{_RECORD: records})
+    return with_records.loc[first], with_records.loc[last]
+
+
+def _sortable(raw: pd.Series, fmt: str | None) -> pd.Series:
+    """An order column as numbers when most values are numbers, else as timestamps when most
+    parse with `fmt`, else as text. A majority, not all: one corrupt cell must not flip a
+    numeric column to text order, where '10' sorts before '9'."""
+    present = int(raw.notna().sum())
+    numbers, _ = parsing.parse_numbers(raw)
+    if 2 * int(numbers.notna().sum()) > present:
+        return numbers
+    times, _ = parsing.parse_timestamps(raw, fmt)
+    if 2 * int(times.notna().sum()) > present:
+        return times
+    return raw.astype(STRING)
+
+
+def _typed(build: CanonicalBuilder, name: str, raw: pd.Series, fmt: str | None) -> None:
+    """A canonical column typed as the schema declares it; a column it does not know is text."""
+    dtype = TICKETS.dtype_of(name) or STRING
+    if dtype == FLOAT:
+        build.numbers(name, raw)
+    elif dtype == INT:
+        build.integers(name, raw)
+    elif dtype == BOOL:
+        build.booleans(name, raw, _TRUE, _FALSE)
+    elif dtype == DATETIME:
+        build.timestamps(name, raw, fmt)
+    else:
+        build.text(name, raw)

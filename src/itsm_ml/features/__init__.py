@@ -1,1 +1,0 @@
-"""Pure DataFrame -> DataFrame feature functions."""

@@ -1,1 +1,0 @@
-"""Estimators with the scikit-learn contract, and their MLflow wrapper."""

@@ -1,0 +1,242 @@
+"""Wiring of the promotion gate: load the versions, score the window, ledger, move the alias."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from itsm_ml import io
+from itsm_ml.catalog import CatalogEntry, ModelLayout, Skipped, catalog
+from itsm_ml.config import Params
+from itsm_ml.data.stage import Layout
+from itsm_ml.errors import ItsmMlError, NothingToPromote
+from itsm_ml.promotion.gate import (
+    LEDGER_NAME,
+    Check,
+    Decision,
+    Ledger,
+    actor,
+    compare,
+    drift_check,
+    routing_check,
+    validation_check,
+    window_metrics,
+)
+from itsm_ml.tracking import registry
+
+
+def ledger(root: Path) -> Ledger:
+    """Next to the tracking store: the project root for the embedded one."""
+    return Ledger(root / LEDGER_NAME)
+
+
+def _window(target: Any, root: Path, window: Path | None) -> pd.DataFrame:
+    if window is None:
+        frame = io.read_table(Layout(root, target.table).split("test"))
+    elif window.suffix == ".parquet":
+        frame = pd.read_parquet(window)
+    else:
+        raise ItsmMlError(f"{window}: give the labelled window as a canonical .parquet table")
+    if target.label not in frame:
+        raise ItsmMlError(f"{window or 'the test split'}: no `{target.label}` column to judge by")
+    frame = frame[frame[target.label].notna()].reset_index(drop=True)
+    if frame.empty:
+        raise ItsmMlError(f"{window or 'the test split'}: no labelled record to judge by")
+    return frame
+
+
+def _baseline(
+    params: Params, entry: CatalogEntry, target: Any, root: Path, frame: pd.DataFrame
+) -> tuple[str, dict[str, float]]:
+    """The best of the simple baselines on the window, for a first version."""
+    from itsm_ml.change_risk import stage as change_risk_stages
+    from itsm_ml.change_risk.evaluation import risk_metrics
+    from itsm_ml.triage import stage as triage_stages
+
+    train = io.read_table(Layout(root, target.table).split("train"))
+    truth = frame[target.label]
+    if entry.family == "change_risk":
+        guesses = change_risk_stages.baseline_guesses(train, frame, params.change_risk.size_column)
+        found = {
+            name: risk_metrics(truth.astype(bool).to_numpy(), guess, is_probability=calibrated)
+            for name, (guess, calibrated) in guesses.items()
+        }
+    else:
+        parts = {"train": train, "test": frame}
+        found = {
+            name: window_metrics(
+                entry.family, pd.DataFrame({"label": guess, "probability": 1.0}), truth
+            )
+            for name, guess in triage_stages.baseline_guesses(parts, entry).items()
+        }
+    primary = entry.metric
+    name = max(found, key=lambda n: found[n][primary])
+    # A baseline's confidence means nothing: compare on the primary metric only.
+    return name, {primary: found[name][primary]}
+
+
+def promote(
+    params: Params,
+    item: str,
+    root: Path,
+    *,
+    window: Path | None = None,
+) -> Decision:
+    """Run the gate for one model; ledger the decision; move `champion` only if it passed."""
+    import mlflow
+
+    from itsm_ml.monitoring.stage import monitored
+    from itsm_ml.tracking.registry import CHALLENGER, CHAMPION
+
+    entry = catalog(params).get(item)
+    target = monitored(params, item, root)
+    client = registry.client(root)
+    name = entry.registered_model
+    challenger = registry.version_by_alias(client, name, CHALLENGER)
+    if challenger is None:
+        raise ItsmMlError(f"{name} has no `{CHALLENGER}` version to promote")
+    champion = registry.version_by_alias(client, name, CHAMPION)
+    if champion is not None and champion.version == challenger.version:
+        raise NothingToPromote(f"{name} v{challenger.version} already is the champion")
+    frame = _window(target, root, window)
+    truth = frame[target.label]
+    answer = mlflow.pyfunc.load_model(f"models:/{name}/{challenger.version}").predict(frame)
+    measured = window_metrics(entry.family, answer, truth)
+    # Lineage and validation were tagged on the training run, drift on the version itself.
+    tags = {**client.get_run(challenger.run_id).data.tags, **challenger.tags}
+    checks: list[Check] = [validation_check(tags)]
+    if champion is not None:
+        previous = mlflow.pyfunc.load_model(f"models:/{name}/{champion.version}").predict(frame)
+        reference = window_metrics(entry.family, previous, truth)
+        checks.append(
+            compare(
+                entry.metrics,
+                measured,
+                reference,
+                f"champion v{champion.version}",
+                params.promotion,
+            )
+        )
+    else:
+        baseline, figures = _baseline(params, entry, target, root, frame)
+        checks.append(
+            compare(entry.metrics, measured, figures, f"baseline ({baseline})", params.promotion)
+        )
+    suggest_only: tuple[str, ...] = ()
+    if "auto_route" in answer:
+        check, suggest_only = routing_check(
+            answer, truth, params.triage.target_precision, params.promotion.min_routed
+        )
+        checks.append(check)
+    checks.append(drift_check(tags))
+    decision = Decision(
+        name,
+        str(challenger.version),
+        str(champion.version) if champion else None,
+        tuple(checks),
+        suggest_only,
+    )
+    book = ledger(root)
+    book.append({"event": "decision", "actor": actor(), **decision.to_dict()})
+    client.set_model_version_tag(
+        name,
+        str(challenger.version),
+        "promotion.decision",
+        "passed" if decision.passed else "refused",
+    )
+    if decision.passed:
+        if suggest_only:
+            client.set_model_version_tag(
+                name, str(challenger.version), "suggest_only", json.dumps(list(suggest_only))
+            )
+        _move_alias(client, name, str(challenger.version))
+        book.append(
+            {
+                "event": "alias moved",
+                "actor": actor(),
+                "model": name,
+                "alias": CHAMPION,
+                "version": str(challenger.version),
+                "previous": decision.champion,
+            }
+        )
+    io.write_json(decision.to_dict(), decision_path(root, entry.name))
+    return decision
+
+
+def decision_path(root: Path, item: str) -> Path:
+    return root / "reports" / "promotion" / f"{item}.json"
+
+
+def _move_alias(client: Any, name: str, version: str) -> None:
+    from itsm_ml.tracking.registry import CHAMPION
+
+    client.set_registered_model_alias(name, CHAMPION, version)
+
+
+def rollback(params: Params, item: str, root: Path) -> dict[str, Any]:
+    """`champion` back to the version it replaced, ledgered like a promotion."""
+    from itsm_ml.tracking.registry import CHAMPION
+
+    name = registered_name(params, item)
+    client = registry.client(root)
+    book = ledger(root)
+    current = registry.version_by_alias(client, name, CHAMPION)
+    previous = book.previous_champion(name)
+    if current is None or previous is None:
+        raise ItsmMlError(f"{name}: no earlier champion in {book.path} to roll back to")
+    book.append(
+        {
+            "event": "rollback",
+            "actor": actor(),
+            "model": name,
+            "from": str(current.version),
+            "to": previous,
+        }
+    )
+    _move_alias(client, name, previous)
+    return book.append(
+        {
+            "event": "alias moved",
+            "actor": actor(),
+            "model": name,
+            "alias": CHAMPION,
+            "version": previous,
+            "previous": str(current.version),
+        }
+    )
+
+
+def registered_name(params: Params, item: str) -> str:
+    return catalog(params).get(item).registered_model
+
+
+def stage(params: Params, item: str, root: Path) -> Any:
+    """The DVC stage: a refusal is a decision, recorded, not a failed pipeline."""
+    gate = ModelLayout(root, item).gate
+    skipped = _skipped(root, item)
+    if skipped is not None:
+        io.write_json({"promotion": None, "note": skipped.summary()}, decision_path(root, item))
+        io.write_json({"gate": "skipped"}, gate)
+        return skipped
+    try:
+        decision = promote(params, item, root)
+    except NothingToPromote as exc:
+        # Nothing new to judge: the report says so rather than keep a stale decision.
+        outcome = {"promotion": None, "note": str(exc)}
+        io.write_json(outcome, decision_path(root, item))
+        io.write_json({"gate": "already champion"}, gate)
+        return outcome
+    io.write_json({"gate": "promoted" if decision.passed else "refused"}, gate)
+    return {"promotion": decision.passed, **decision.to_dict()}
+
+
+def _skipped(root: Path, item: str) -> Skipped | None:
+    import joblib
+
+    path = ModelLayout(root, item).model
+    found = joblib.load(path) if path.exists() else None
+    return found if isinstance(found, Skipped) else None

@@ -1,0 +1,224 @@
+"""MLflow tracking and registry: where runs go, what they record, how versions are named.
+
+Every training run records its parameters, metrics, plots, the git commit and the DVC hashes
+of its input data as tags, and its input datasets, so each model version traces back to the
+exact code and data. New versions get the alias `challenger`; only the promotion gate moves
+`champion`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from itsm_ml import telemetry
+
+CHALLENGER = "challenger"
+CHAMPION = "champion"
+EXPERIMENT = "itsm-ml-triage"
+CHANGE_RISK_EXPERIMENT = "itsm-ml-change-risk"
+_REQUIREMENTS = (
+    "mlflow",
+    "pandas",
+    "numpy",
+    "scipy",
+    "scikit-learn",
+    "lightgbm",
+    "joblib",
+    "pyarrow",
+)
+
+
+def tracking_uri(root: Path) -> str:
+    """MLFLOW_TRACKING_URI when set, else the embedded sqlite store at the project root."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(root / 'mlflow.db').resolve()}"
+
+
+def configure(root: Path, experiment: str = EXPERIMENT) -> str:
+    """Point MLflow at the project's store and experiment; returns the experiment id.
+
+    The embedded store keeps artifacts in `mlartifacts/` beside it, as `mlflow server` would.
+    """
+    telemetry.disable()
+    import mlflow
+
+    uri = tracking_uri(root)
+    mlflow.set_tracking_uri(uri)
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is not None:
+        mlflow.set_experiment(experiment_id=found.experiment_id)
+        return str(found.experiment_id)
+    location = (root / "mlartifacts").resolve().as_uri() if uri.startswith("sqlite:") else None
+    experiment_id = mlflow.create_experiment(experiment, artifact_location=location)
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return str(experiment_id)
+
+
+def client(root: Path) -> Any:
+    """An MLflow client on the project's store."""
+    import mlflow
+
+    configure(root)
+    return mlflow.MlflowClient()
+
+
+def version_by_alias(found: Any, name: str, alias: str) -> Any | None:
+    """The version an alias points at, or None when the model or the alias does not exist."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return found.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def lineage_tags(root: Path, data_paths: list[str]) -> dict[str, str]:
+    """Git commit (and whether the tree was dirty) and the DVC hashes of the input data."""
+    tags: dict[str, str] = {}
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        tags["mlflow.source.git.commit"] = commit
+        tags["git.dirty"] = str(bool(dirty)).lower()
+    except (OSError, subprocess.CalledProcessError):
+        tags["git.commit"] = "unknown (not a git checkout)"
+    lock = root / "dvc.lock"
+    hashes = _dvc_hashes(lock) if lock.exists() else {}
+    for path in data_paths:
+        tags[f"dvc.md5.{path}"] = hashes.get(path, "unknown (not produced by dvc repro)")
+    return tags
+
+
+def validation_tags(root: Path, table: str) -> dict[str, str]:
+    """Whether the training table passed validation, for the promotion gate's first check."""
+    metrics = root / "reports" / "validation" / f"{table}.metrics.json"
+    if not metrics.exists():
+        return {}
+    passed = bool(yaml.safe_load(metrics.read_text()).get("passed"))
+    return {
+        "validation.passed": str(passed).lower(),
+        "validation.report": f"reports/validation/{table}.html",
+    }
+
+
+def _dvc_hashes(lock: Path) -> dict[str, str]:
+    stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
+    found: dict[str, str] = {}
+    for stage in stages.values():
+        for out in stage.get("outs", []):
+            if "md5" in out:
+                found[out["path"]] = out["md5"]
+    return found
+
+
+def metric_name(text: str) -> str:
+    """MLflow accepts letters, digits, _ - . / and spaces in metric names."""
+    return re.sub(r"[^\w\-./ ]", "_", text)
+
+
+def pip_requirements() -> list[str]:
+    return [f"{name}=={version(name)}" for name in _REQUIREMENTS]
+
+
+def input_schema(example: pd.DataFrame) -> Any:
+    """The example's columns with their types, every one optional: a record missing a field
+    is still answered (the model treats it as missing), as an ITSM sends what it has."""
+    from mlflow.types import ColSpec, Schema
+
+    def kind(column: pd.Series) -> str:
+        if pd.api.types.is_datetime64_any_dtype(column):
+            return "datetime"
+        if pd.api.types.is_bool_dtype(column):
+            return "boolean"
+        if pd.api.types.is_numeric_dtype(column):
+            return "double"
+        return "string"
+
+    return Schema([ColSpec(kind(example[name]), name, required=False) for name in example])
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    name: str
+    version: str
+    run_id: str
+    model_uri: str
+
+
+def log_and_register(
+    *,
+    model: Any,
+    model_path: Path,
+    registered_model: str,
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    tags: dict[str, str],
+    artifacts: list[Path],
+    inputs: dict[str, tuple[pd.DataFrame, str, str]],
+    input_example: pd.DataFrame,
+    code_path: Path,
+    dataset_name: str = "tickets",
+) -> RegisteredVersion:
+    """One MLflow run: params, metrics, tags, artifacts, inputs, the pyfunc; then register it.
+
+    `model` is the fitted model saved at `model_path`; it answers the input example.
+    `inputs`: context ("training", "validation", "testing") -> (frame, source path, target),
+    logged as datasets named `{dataset_name}-{context}`.
+    The alias `challenger` moves to the new version only once everything above is logged.
+    """
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from itsm_ml.tracking.pyfunc import MODEL_ARTIFACT, RespondingPyfunc
+
+    with mlflow.start_run(run_name=registered_model) as run:
+        mlflow.set_tags(tags)
+        mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+        mlflow.log_metrics({metric_name(k): float(v) for k, v in metrics.items()})
+        for context, (frame, source, target) in inputs.items():
+            dataset = mlflow.data.from_pandas(
+                frame, source=source, name=f"{dataset_name}-{context}", targets=target
+            )
+            mlflow.log_input(dataset, context=context)
+        for path in artifacts:
+            mlflow.log_artifact(str(path))
+
+        output_example = model.respond(input_example)
+        signature = infer_signature(input_example, output_example)
+        signature.inputs = input_schema(input_example)
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=RespondingPyfunc(),
+            artifacts={MODEL_ARTIFACT: str(model_path)},
+            code_paths=[str(code_path)],
+            signature=signature,
+            input_example=input_example,
+            pip_requirements=pip_requirements(),
+            registered_model_name=registered_model,
+        )
+        version_number = str(info.registered_model_version)
+        mlflow.MlflowClient().set_registered_model_alias(
+            registered_model, CHALLENGER, version_number
+        )
+        return RegisteredVersion(
+            name=registered_model,
+            version=version_number,
+            run_id=run.info.run_id,
+            model_uri=f"models:/{registered_model}@{CHALLENGER}",
+        )

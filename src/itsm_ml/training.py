@@ -1,0 +1,92 @@
+"""The `train` and `evaluate` stages of any model in the catalog.
+
+Each catalog entry names its family (which code knows its table); this module looks the
+entry up, skips it when this export has nothing to learn it from, and hands it to the
+family's stage. A new model is a params.yaml entry; a new family is one line here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+import pandas as pd
+
+from itsm_ml import io
+from itsm_ml.catalog import (
+    CatalogEntry,
+    Family,
+    ModelLayout,
+    Skipped,
+    catalog,
+    write_skipped,
+)
+from itsm_ml.config import Params
+from itsm_ml.data.stage import Layout
+
+
+class FamilyStages(Protocol):
+    def train(self, params: Params, entry: CatalogEntry, root: Path) -> dict[str, Any]: ...
+
+    def evaluate(self, params: Params, entry: CatalogEntry, root: Path) -> dict[str, Any]: ...
+
+
+def _family(family: Family) -> FamilyStages:
+    if family == "change_risk":
+        from itsm_ml.change_risk import stage as change_risk_stage
+
+        return change_risk_stage
+    from itsm_ml.triage import stage as triage_stage
+
+    return triage_stage
+
+
+def nothing_to_learn(entry: CatalogEntry, train: pd.DataFrame) -> str | None:
+    """Why this export cannot train `entry`, or None when it can."""
+    where = f"models.{entry.name}.label in params.yaml"
+    if entry.label not in train:
+        return (
+            f"the {entry.table} table has no `{entry.label}` column ({where});"
+            " map that label in the source, or remove the model"
+        )
+    known = train[entry.label].dropna()
+    if known.empty:
+        return f"`{entry.label}` is empty in the training split ({where})"
+    if known.astype(str).nunique() < 2:
+        return f"`{entry.label}` has one value only in the training split ({known.iloc[0]!r})"
+    return None
+
+
+def train(params: Params, name: str, root: Path) -> Any:
+    import joblib
+
+    entry = catalog(params).get(name)
+    layout = ModelLayout(root, name)
+    reason = nothing_to_learn(entry, io.read_table(Layout(root, entry.table).split("train")))
+    if reason is not None:
+        skipped = Skipped(name, reason)
+        with io.atomic_path(layout.model) as tmp:
+            joblib.dump(skipped, tmp)
+        io.write_json({"model": name, "skipped": True, "reason": reason}, layout.train_summary)
+        return skipped
+    return _family(entry.family).train(params, entry, root)
+
+
+def evaluate(params: Params, name: str, root: Path) -> Any:
+    import joblib
+
+    entry = catalog(params).get(name)
+    layout = ModelLayout(root, name)
+    model = joblib.load(layout.model)
+    if isinstance(model, Skipped):
+        write_skipped_evaluation(layout, model)
+        return model
+    return _family(entry.family).evaluate(params, entry, root)
+
+
+def write_skipped_evaluation(layout: ModelLayout, skipped: Skipped) -> None:
+    """Every output of `evaluate`, saying why there is no model (DVC wants them all)."""
+    io.write_text(f"# Model card: {skipped.model}\n\nNot trained: {skipped.reason}.\n", layout.card)
+    io.write_text(f"Not trained: {skipped.reason}.\n", layout.evaluation / "skipped.txt")
+    io.write_json({"skipped": True, "reason": skipped.reason}, layout.registered)
+    write_skipped(layout, skipped.reason)

@@ -1,0 +1,304 @@
+"""Behaviour of the built-in generator: shape, realism, drift, and the adapters' view of it."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+import pandas as pd
+import pytest
+
+from itsm_ml.config import DriftKnobs, GeneratorSource
+from itsm_ml.data.sources.generator import (
+    CHANGE_DATE_FORMAT,
+    GENERATED_CHANGE_MAPPING,
+    INCIDENT_DATE_FORMAT,
+    generate_changes,
+    generate_incidents,
+)
+from itsm_ml.data.sources.generic import change_rows_to_canonical
+from itsm_ml.data.sources.servicenow import table_frame_to_canonical
+from itsm_ml.schemas import UNPARSED_PREFIX
+
+ROWS = 2_000
+DRIFT_DATE = date(2025, 7, 1)
+INCIDENT_TIMES = ("opened_at", "resolved_at", "closed_at")
+CHANGE_TIMES = ("opened_at", "planned_start", "planned_end", "closed_at")
+
+
+def _params(rows: int = ROWS, seed: int = 0, drift: DriftKnobs | None = None) -> GeneratorSource:
+    return GeneratorSource(kind="generator", rows=rows, seed=seed, drift=drift or DriftKnobs())
+
+
+def _times(frame: pd.DataFrame, column: str, fmt: str = INCIDENT_DATE_FORMAT) -> pd.Series:
+    return pd.to_datetime(frame[column], format=fmt, errors="coerce")
+
+
+def _tokens(texts: pd.Series) -> pd.Series:
+    return texts.fillna("").str.lower().str.findall(r"[a-z0-9]+")
+
+
+def _vocabulary(texts: pd.Series) -> set[str]:
+    return {token for tokens in _tokens(texts) for token in tokens}
+
+
+def _total_variation(a: pd.Series, b: pd.Series) -> float:
+    share_a, share_b = a.value_counts(normalize=True), b.value_counts(normalize=True)
+    return float(share_a.subtract(share_b, fill_value=0).abs().sum() / 2)
+
+
+def _overlap_share(changes: pd.DataFrame) -> float:
+    windows = pd.DataFrame(
+        {
+            "ci": changes["cmdb_ci"],
+            "start": _times(changes, "planned_start", CHANGE_DATE_FORMAT),
+            "end": _times(changes, "planned_end", CHANGE_DATE_FORMAT),
+        }
+    ).sort_values(["ci", "start"])
+    earlier_end = windows.groupby("ci")["end"].cummax().groupby(windows["ci"]).shift()
+    later_start = windows.groupby("ci")["start"].shift(-1)
+    overlaps = (windows["start"] < earlier_end) | (later_start < windows["end"])
+    return float(overlaps.mean())
+
+
+@pytest.fixture(scope="module")
+def incidents() -> pd.DataFrame:
+    return generate_incidents(_params())
+
+
+@pytest.fixture(scope="module")
+def changes() -> pd.DataFrame:
+    return generate_changes(_params())
+
+
+def test_same_params_give_identical_frames_and_another_seed_differs() -> None:
+    for generate in (generate_incidents, generate_changes):
+        first, again, other = (
+            generate(_params(500)),
+            generate(_params(500)),
+            generate(_params(500, 1)),
+        )
+        pd.testing.assert_frame_equal(first, again)
+        assert not first.equals(other)
+        assert (first["cmdb_ci"] != other["cmdb_ci"]).mean() > 0.5
+
+
+def test_frames_look_like_csv_read_as_text(incidents: pd.DataFrame, changes: pd.DataFrame) -> None:
+    for frame in (incidents, changes):
+        assert len(frame) == ROWS
+        assert all(isinstance(dtype, pd.StringDtype) for dtype in frame.dtypes)
+        # missing cells are NA, never an empty or "nan" string
+        assert not frame.isin(["", "nan", "None", "NaT"]).any().any()
+        assert frame["number"].is_unique
+    assert incidents["number"].iloc[0] == "INC0010001"
+    assert changes["number"].iloc[0] == "CHG0030001"
+    assert 0.05 < incidents["description"].isna().mean() < 0.4
+    assert (
+        incidents.drop(columns=["description", *INCIDENT_TIMES[1:], "close_code"])
+        .notna()
+        .all()
+        .all()
+    )
+    assert changes.notna().all().all()
+
+
+def test_rows_are_sorted_by_opened_at_and_numbered_in_that_order(
+    incidents: pd.DataFrame, changes: pd.DataFrame
+) -> None:
+    for frame in (incidents, changes):
+        assert _times(frame, "opened_at").is_monotonic_increasing
+        assert frame["number"].is_monotonic_increasing
+
+
+def test_every_timestamp_parses_with_the_declared_format(
+    incidents: pd.DataFrame, changes: pd.DataFrame
+) -> None:
+    for frame, columns, fmt in (
+        (incidents, INCIDENT_TIMES, INCIDENT_DATE_FORMAT),
+        (changes, CHANGE_TIMES, CHANGE_DATE_FORMAT),
+    ):
+        for column in columns:
+            parsed = _times(frame, column, fmt)
+            assert (parsed.isna() == frame[column].isna()).all(), column
+
+
+def test_incident_times_are_ordered_and_open_ones_are_recent(incidents: pd.DataFrame) -> None:
+    opened, resolved, closed = (_times(incidents, c) for c in INCIDENT_TIMES)
+    params = _params()
+    assert opened.min() >= pd.Timestamp(params.start)
+    assert opened.max() < pd.Timestamp(params.end)
+    assert (resolved.dropna() >= opened[resolved.notna()]).all()
+    assert (closed.dropna() >= resolved[closed.notna()]).all()
+    in_progress = incidents["state"] == "In Progress"
+    assert 0 < in_progress.mean() < 0.05
+    assert incidents.loc[in_progress, ["resolved_at", "closed_at"]].isna().all().all()
+    assert opened[in_progress].min() > pd.Timestamp(params.end) - pd.Timedelta(days=90)
+    assert incidents.loc[incidents["state"] == "Closed", "closed_at"].notna().all()
+    assert (incidents["state"] == "Closed").mean() > 0.9
+
+
+def test_change_windows_follow_opening_and_emergencies_have_short_lead(
+    changes: pd.DataFrame,
+) -> None:
+    opened, start, end, closed = (_times(changes, c, CHANGE_DATE_FORMAT) for c in CHANGE_TIMES)
+    assert (start > opened).all()
+    assert (end > start).all()
+    assert (closed >= end).all()
+    lead = (start - opened).groupby(changes["type"]).median()
+    assert lead["emergency"] < pd.Timedelta(hours=12) < pd.Timedelta(days=3) < lead["normal"]
+    mix = changes["type"].value_counts(normalize=True)
+    assert mix["standard"] > mix["normal"] > mix["emergency"] > 0.05
+    assert (pd.to_numeric(changes["size"]) > 0).all()
+
+
+def test_priority_follows_servicenow_impact_urgency_matrix(incidents: pd.DataFrame) -> None:
+    matrix = {
+        ("1 - High", "1 - High"): "1 - Critical",
+        ("1 - High", "2 - Medium"): "2 - High",
+        ("1 - High", "3 - Low"): "3 - Moderate",
+        ("2 - Medium", "1 - High"): "2 - High",
+        ("2 - Medium", "2 - Medium"): "3 - Moderate",
+        ("2 - Medium", "3 - Low"): "4 - Low",
+        ("3 - Low", "1 - High"): "3 - Moderate",
+        ("3 - Low", "2 - Medium"): "4 - Low",
+        ("3 - Low", "3 - Low"): "5 - Planning",
+    }
+    pairs = zip(incidents["impact"], incidents["urgency"], strict=True)
+    expected = pd.Series([matrix[pair] for pair in pairs], index=incidents.index)
+    assert (incidents["priority"] == expected).all()
+    assert incidents["priority"].nunique() == 5
+
+
+def test_sla_is_a_resolution_time_threshold_per_priority(incidents: pd.DataFrame) -> None:
+    resolved = incidents["resolved_at"].notna()
+    hours = (_times(incidents, "resolved_at") - _times(incidents, "opened_at")).dt.total_seconds()
+    table = pd.DataFrame(
+        {"priority": incidents["priority"], "hours": hours, "met": incidents["made_sla"] == "true"}
+    )[resolved]
+    for _, rows in table.groupby("priority"):
+        assert rows.loc[rows["met"], "hours"].max() < rows.loc[~rows["met"], "hours"].min()
+    assert 0.5 < table["met"].mean() < 0.95
+    median = table.groupby("priority")["hours"].median()
+    assert median["1 - Critical"] < median["3 - Moderate"] < median["5 - Planning"]
+
+
+def test_counts_seasonality_and_callers_are_realistic(incidents: pd.DataFrame) -> None:
+    reassigned = incidents["reassignment_count"].astype(int).groupby(incidents["category"]).mean()
+    assert reassigned["software"] > 1.5 * reassigned["printing"]
+    assert (incidents["reopen_count"] == "0").mean() > 0.9
+    opened = _times(incidents, "opened_at")
+    assert (opened.dt.dayofweek < 5).mean() > 0.85
+    assert opened.dt.hour.between(8, 17).mean() > 0.7
+    callers = incidents["caller_id"].value_counts()
+    assert callers.iloc[:10].sum() > 0.05 * len(incidents)  # uniform callers would give ~0.3%
+    assert incidents["contact_type"].value_counts(normalize=True).iloc[-1] > 0.02
+    desk = incidents["contact_type"].isin(["phone", "walk-in"])
+    assert (incidents.loc[~desk, "opened_by"] == incidents.loc[~desk, "caller_id"]).all()
+
+
+def test_catalogue_is_shared_and_of_realistic_size(
+    incidents: pd.DataFrame, changes: pd.DataFrame
+) -> None:
+    assert 10 <= incidents["business_service"].nunique() <= 14
+    assert incidents.groupby("business_service")["cmdb_ci"].nunique().between(3, 8).all()
+    assert 8 <= incidents["category"].nunique() <= 12
+    assert incidents.groupby("category")["subcategory"].nunique().min() >= 3
+    assert 12 <= incidents["assignment_group"].nunique() <= 18
+    ci_services = set(zip(incidents["business_service"], incidents["cmdb_ci"], strict=True))
+    assert set(zip(changes["business_service"], changes["cmdb_ci"], strict=True)) <= ci_services
+
+
+def test_groups_are_learnable_but_not_trivially_separable(incidents: pd.DataFrame) -> None:
+    by_category = pd.crosstab(incidents["category"], incidents["assignment_group"])
+    accuracy = by_category.max(axis=1).sum() / len(incidents)
+    majority = incidents["assignment_group"].value_counts(normalize=True).iloc[0]
+    assert majority < 0.5 < accuracy < 0.92
+    # Text alone: each token votes with the groups it was seen with (in-sample, so optimistic)
+    tokens = pd.DataFrame(
+        {"token": _tokens(incidents["short_description"]), "group": incidents["assignment_group"]}
+    ).explode("token")
+    votes = tokens.join(pd.crosstab(tokens["token"], tokens["group"]), on="token")
+    predicted = votes.drop(columns=["token", "group"]).groupby(level=0).sum().idxmax(axis=1)
+    text_accuracy = (predicted == incidents["assignment_group"]).mean()
+    assert majority + 0.1 < text_accuracy < 0.9
+
+
+def test_change_failures_are_plausible_and_follow_risk_factors() -> None:
+    changes = generate_changes(_params(6_000))
+    failed = changes["close_code"] != "successful"
+    assert 0.08 < failed.mean() < 0.2
+    assert set(changes["close_code"]) == {"successful", "successful with issues", "unsuccessful"}
+    by_type = failed.groupby(changes["type"]).mean()
+    assert by_type["emergency"] > 1.5 * by_type["standard"]
+    size = pd.to_numeric(changes["size"])
+    assert failed[size >= size.quantile(0.8)].mean() > failed[size <= size.median()].mean()
+
+
+def test_many_changes_overlap_on_the_same_ci(changes: pd.DataFrame) -> None:
+    assert 0.05 < _overlap_share(changes) < 0.7
+
+
+def test_drift_shifts_categories_and_brings_new_words_and_groups_after_the_date() -> None:
+    drift = DriftKnobs(after=DRIFT_DATE, category_shift=0.5, new_vocabulary=0.3, new_groups=3)
+    drifted, stationary = (
+        generate_incidents(_params(4_000, drift=drift)),
+        generate_incidents(_params(4_000)),
+    )
+    for frame, drifts in ((drifted, True), (stationary, False)):
+        after = _times(frame, "opened_at") >= pd.Timestamp(DRIFT_DATE)
+        assert 0.3 < after.mean() < 0.7
+        tvd = _total_variation(frame["category"][after], frame["category"][~after])
+        text = frame["short_description"] + " " + frame["description"].fillna("")
+        new_words = _vocabulary(text[after]) - _vocabulary(text[~after])
+        new_groups = set(frame["assignment_group"][after]) - set(frame["assignment_group"][~after])
+        if drifts:
+            assert tvd > 0.1
+            assert len(new_words) >= 10
+            assert len(new_groups) == 3
+            assert frame["assignment_group"][after].isin(new_groups).mean() > 0.05
+        else:
+            assert tvd < 0.08
+            assert new_words == set()
+            assert new_groups == set()
+    # records opened before the date do not depend on the knobs
+    before = _times(stationary, "opened_at") < pd.Timestamp(DRIFT_DATE)
+    pd.testing.assert_frame_equal(drifted[before], stationary[before])
+
+
+def test_changes_see_the_new_groups_only_after_the_date() -> None:
+    drift = DriftKnobs(after=DRIFT_DATE, new_groups=2)
+    for knobs, expected in ((drift, 2), (DriftKnobs(), 0)):
+        changes = generate_changes(_params(4_000, drift=knobs))
+        after = _times(changes, "opened_at", CHANGE_DATE_FORMAT) >= pd.Timestamp(DRIFT_DATE)
+        groups = changes["assignment_group"]
+        assert len(set(groups[after]) - set(groups[~after])) == expected
+
+
+def test_frames_pass_through_the_project_adapters(
+    incidents: pd.DataFrame, changes: pd.DataFrame
+) -> None:
+    tickets = table_frame_to_canonical(incidents, INCIDENT_DATE_FORMAT)
+    canonical_changes = change_rows_to_canonical(changes, GENERATED_CHANGE_MAPPING)
+    for frame, id_column in ((tickets, "ticket_id"), (canonical_changes, "change_id")):
+        unparsed = [c for c in frame.columns if c.startswith(UNPARSED_PREFIX)]
+        assert unparsed
+        assert frame[unparsed].isna().all().all(), unparsed
+        assert frame[id_column].is_unique
+        assert frame[id_column].notna().all()
+    assert tickets["label_assignment_group"].notna().all()
+    assert tickets["text"].notna().all()
+    assert tickets["label_made_sla"].notna().all()
+    assert canonical_changes["label_failed"].notna().all()
+    assert canonical_changes["size"].gt(0).all()
+    assert re.fullmatch(r"CHG\d{7}", canonical_changes["change_id"].iloc[-1])
+
+
+@pytest.mark.parametrize("rows", [1, 3])
+def test_tiny_frames_over_a_single_day_are_valid(rows: int) -> None:
+    params = GeneratorSource(
+        kind="generator", rows=rows, start=date(2025, 1, 1), end=date(2025, 1, 2)
+    )
+    incidents, changes = generate_incidents(params), generate_changes(params)
+    assert len(incidents) == len(changes) == rows
+    assert _times(incidents, "opened_at").dt.date.eq(date(2025, 1, 1)).all()
+    assert change_rows_to_canonical(changes, GENERATED_CHANGE_MAPPING)["label_failed"].notna().all()

@@ -1,0 +1,162 @@
+"""The catalog: models declared in params.yaml, checked once, looked up by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from itsm_ml.catalog import ModelLayout, catalog
+from itsm_ml.config import Params, load_params, parse_params
+from itsm_ml.errors import ConfigError
+
+ROOT = Path(__file__).parents[2]
+GENERATOR = {"kind": "generator"}
+
+
+def params(models: dict[str, object] | None = None, **extra: object) -> Params:
+    raw: dict[str, object] = {"tickets": {"source": GENERATOR}, "changes": {"source": GENERATOR}}
+    if models is not None:
+        raw["models"] = models
+    return parse_params({**raw, **extra})
+
+
+def test_the_project_catalog_names_every_model_with_its_table_and_label() -> None:
+    found = catalog(load_params(ROOT / "params.yaml"))
+    assert found.names == ["routing", "category", "priority", "change-risk"]
+    risk = found.get("change-risk")
+    assert (risk.table, risk.kind, risk.label, risk.family) == (
+        "changes",
+        "binary",
+        "label_failed",
+        "change_risk",
+    )
+    assert found.get("routing").registered_model == "itsm-routing"
+    assert found.get("itsm-routing") is found.get("routing")  # by registered name too
+
+
+def test_registered_names_carry_the_project_prefix_unless_given() -> None:
+    found = catalog(
+        params(
+            {
+                "sla": {"table": "tickets", "kind": "binary", "label": "made_sla"},
+                "team": {
+                    "table": "tickets",
+                    "kind": "multiclass",
+                    "label": "label_assignment_group",
+                    "registered_model": "team-router",
+                },
+            },
+            project="acme-desk",
+        )
+    )
+    assert found.get("sla").registered_model == "acme-desk-sla"
+    assert found.get("sla").label == "label_made_sla"
+    assert found.get("team-router").name == "team"
+
+
+def test_default_features_are_every_mapped_column_but_ids_times_labels_and_text() -> None:
+    entry = catalog(params({"x": {"table": "tickets", "kind": "binary", "label": "flag"}})).get("x")
+    frame = pd.DataFrame(
+        columns=[
+            "ticket_id",
+            "opened_at",
+            "closed_at",
+            "text",
+            "team",
+            "site",
+            "label_flag",
+            "label_other",
+            "_source_row",
+        ]
+    )
+    assert entry.feature_columns(frame) == ["team", "site"]
+    declared = catalog(
+        params({"x": {"table": "tickets", "kind": "binary", "label": "flag", "features": ["site"]}})
+    ).get("x")
+    assert declared.feature_columns(frame) == ["site"]
+
+
+def test_keep_at_open_is_the_column_named_like_the_label_when_present() -> None:
+    entry = catalog(params()).get("routing")
+    assert entry.keep_at_open(pd.DataFrame(columns=["assignment_group"])) == "assignment_group"
+    assert entry.keep_at_open(pd.DataFrame(columns=["caller"])) is None
+
+
+@pytest.mark.parametrize(
+    ("models", "message"),
+    [
+        ({"x": {"table": "changes", "kind": "multiclass", "label": "failed"}}, r"models\.x\.kind"),
+        (
+            {"x": {"table": "changes", "kind": "binary", "label": "f", "metric": "ece"}},
+            r"models\.x\.metric: 'ece'; expected one of auc for a model",
+        ),
+        (
+            {"x": {"table": "tickets", "kind": "binary", "label": "f", "metric": "auc"}},
+            r"models\.x\.metric: 'auc'; expected one of accuracy, macro_f1 for a model of",
+        ),
+    ],
+)
+def test_what_the_schema_cannot_check_names_the_params_key(
+    models: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        catalog(params(models))
+
+
+@pytest.mark.parametrize(
+    ("models", "message"),
+    [
+        ({"x": {"table": "tickets", "kind": "ternary", "label": "f"}}, r"models\.x\.kind"),
+        ({"x": {"table": "incidents", "kind": "binary", "label": "f"}}, r"models\.x\.table"),
+        (
+            {"x": {"table": "tickets", "kind": "binary", "label": "f", "features": ["label_f"]}},
+            "known only at close",
+        ),
+        ({"Bad Name": {"table": "tickets", "kind": "binary", "label": "f"}}, "model names"),
+        ({"x": {"table": "tickets", "kind": "binary"}}, r"models\.x\.label"),
+    ],
+)
+def test_the_schema_names_the_params_key(models: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        params(models)
+
+
+def test_an_unknown_model_lists_the_catalog() -> None:
+    with pytest.raises(
+        ConfigError, match=r"unknown model 'sla': params.yaml `models` declares routing, category"
+    ):
+        catalog(params()).get("sla")
+
+
+def test_each_model_has_its_own_files(tmp_path: Path) -> None:
+    layout = ModelLayout(tmp_path, "change-risk")
+    assert layout.model == tmp_path / "models" / "change-risk.joblib"
+    assert layout.metrics.parent == layout.reports == tmp_path / "reports/models/change-risk"
+    assert layout.card == tmp_path / "reports/model_cards/change-risk.md"
+
+
+def test_check_lists_the_labels_an_export_has_and_what_to_declare() -> None:
+    from itsm_ml.catalog import labels_found, skipped_models
+
+    frame = pd.DataFrame(
+        {
+            "label_assignment_group": pd.array(["a", "b", "c", None], dtype="string"),
+            "label_made_sla": pd.array([True, False, True, None], dtype="boolean"),
+            "label_reassignment_count": pd.array([0, 1, 2, 3], dtype="Int64"),
+            "label_one_value": pd.array(["x"] * 4, dtype="string"),
+            "team": pd.array(["a", "b", "c", "d"], dtype="string"),
+        }
+    )
+    known = catalog(params())
+    found = {f.column: f for f in labels_found("tickets", frame, known)}
+    assert set(found) == {"label_assignment_group", "label_made_sla"}
+    assert (found["label_assignment_group"].kind, found["label_assignment_group"].model) == (
+        "multiclass",
+        "routing",
+    )
+    assert found["label_made_sla"].declaration("tickets") == (
+        "  made-sla: {table: tickets, kind: binary, label: made_sla}"
+    )
+    assert [e.name for e in skipped_models("tickets", frame, known)] == ["category", "priority"]

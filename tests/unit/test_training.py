@@ -1,0 +1,83 @@
+"""Train and evaluate any model of the catalog; a model this export cannot learn is skipped."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import joblib
+import pandas as pd
+import pytest
+
+from itsm_ml import io
+from itsm_ml.catalog import ModelLayout, Skipped, catalog
+from itsm_ml.config import Params, parse_params
+from itsm_ml.data.sources import load_table
+from itsm_ml.data.split import time_split
+from itsm_ml.data.stage import Layout
+from itsm_ml.training import evaluate, nothing_to_learn, train
+
+GENERATOR = {"kind": "generator", "rows": 1500, "seed": 3}
+
+
+def params(models: dict[str, object]) -> Params:
+    return parse_params(
+        {
+            "tickets": {"source": GENERATOR},
+            "changes": {"source": GENERATOR},
+            "models": models,
+            "triage": {"n_jobs": 1, "model": {"n_estimators": 40}},
+        }
+    )
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    tickets = load_table("tickets", params({}).tickets.source)
+    split = time_split(tickets, "opened_at", 0.2, 0.2)
+    for part in ("train", "valid", "test"):
+        io.write_table(getattr(split, part), Layout(tmp_path, "tickets").split(part))
+    return tmp_path
+
+
+def test_a_new_target_is_a_params_entry_trained_evaluated_and_registered(project: Path) -> None:
+    declared = params(
+        {
+            "impact": {"table": "tickets", "kind": "multiclass", "label": "impact"},
+            "sla": {"table": "tickets", "kind": "binary", "label": "made_sla"},
+        }
+    )
+    for name in ("impact", "sla"):
+        summary = train(declared, name, project)
+        assert summary["model"] == name and summary["classes"] >= 2
+        outcome = evaluate(declared, name, project)
+        assert outcome["registered"] == f"itsm-{name} v1"
+        layout = ModelLayout(project, name)
+        headline = json.loads(layout.metrics.read_text())
+        assert headline["accuracy"] == outcome["accuracy"]
+        assert (layout.evaluation / "confusion.png").read_bytes()[:4] == b"\x89PNG"
+        assert f"# Model card: itsm-{name}" in layout.card.read_text()
+
+
+def test_a_model_without_its_label_in_this_export_is_skipped_saying_why(project: Path) -> None:
+    declared = params({"team": {"table": "tickets", "kind": "multiclass", "label": "team"}})
+    skipped = train(declared, "team", project)
+    assert isinstance(skipped, Skipped)
+    assert "no `label_team` column (models.team.label in params.yaml)" in skipped.reason
+    layout = ModelLayout(project, "team")
+    assert isinstance(joblib.load(layout.model), Skipped)
+    assert isinstance(evaluate(declared, "team", project), Skipped)
+    assert json.loads(layout.metrics.read_text())["skipped"] is True
+    assert "Not trained" in layout.card.read_text()
+    assert json.loads(layout.registered.read_text())["skipped"] is True
+
+
+def test_what_makes_a_label_unlearnable() -> None:
+    entry = catalog(params({"x": {"table": "tickets", "kind": "binary", "label": "x"}})).get("x")
+    assert "no `label_x` column" in str(nothing_to_learn(entry, pd.DataFrame({"a": [1]})))
+    empty = pd.DataFrame({"label_x": pd.array([None, None], dtype="string")})
+    assert "is empty in the training split" in str(nothing_to_learn(entry, empty))
+    single = pd.DataFrame({"label_x": ["a", "a", None]})
+    assert "one value only" in str(nothing_to_learn(entry, single))
+    assert nothing_to_learn(entry, pd.DataFrame({"label_x": ["a", "b"]})) is None
