@@ -63,12 +63,19 @@ def _main() -> None:
     telemetry.disable()
 
 
+class _BytesColumn(DownloadColumn):
+    """Bytes read, for steps that read a file; steps that count nothing show no "0/100 bytes"."""
+
+    def render(self, task: Any) -> Any:
+        return super().render(task) if task.total is not None else ""
+
+
 def _progress() -> Progress:
     return Progress(
         SpinnerColumn(),
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
-        DownloadColumn(),
+        _BytesColumn(),
         TimeElapsedColumn(),
         console=console,
         transient=False,
@@ -174,7 +181,7 @@ def check(
             console.print(f"[red]invalid:[/red] {exc}\nReport: {report_path.with_suffix('.html')}")
             raise typer.Exit(EXIT_INVALID) from exc
         progress.update(step, description=f"read {len(frame):,} rows from {file}")
-        step = progress.add_task(f"validating {table} (Great Expectations)")
+        step = progress.add_task(f"validating {table} (Great Expectations)", total=None)
         outcome = stages.validate_loaded(table, parsed, frame, rules)
         progress.update(step, description=f"validated {table}")
         stages.write_report(outcome.report, report_path)
@@ -271,7 +278,7 @@ def generate(
             ("incidents", generator.generate_incidents),
             ("changes", generator.generate_changes),
         ):
-            step = progress.add_task(f"generating {rows:,} {name}")
+            step = progress.add_task(f"generating {rows:,} {name}", total=None)
             frame = make(config)
             with io.atomic_path(out_dir / f"{name}.csv") as tmp:
                 frame.to_csv(tmp, index=False)

@@ -89,3 +89,12 @@ def write_csv_for_humans(frame: pd.DataFrame, path: Path) -> None:
             safe[column] = safe[column].map(escape_formula, na_action="ignore")
     with atomic_path(path) as tmp:
         safe.to_csv(tmp, index=False)
+
+
+def save_figure(figure: Any, path: Path) -> None:
+    """A matplotlib figure as PNG, written atomically, and closed (figures pile up in memory)."""
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=90, format="png")
+    plt.close(figure)

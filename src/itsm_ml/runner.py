@@ -55,43 +55,4 @@ def _note(outcome: object) -> str:
         return str(summary())
     if isinstance(outcome, pd.DataFrame):
         return f"{len(outcome):,} rows, {outcome.shape[1]} columns"
-    if isinstance(outcome, dict) and "method" in outcome:
-        sizes = " / ".join(
-            f"{part} {outcome[part]['rows']:,}" for part in ("train", "valid", "test")
-        )
-        return f"{outcome['method']} split: {sizes}"
-    if isinstance(outcome, dict) and "promotion" in outcome:
-        if outcome["promotion"] is None:
-            return str(outcome["note"])
-        failed = [c["name"] for c in outcome["checks"] if not c["passed"]]
-        if outcome["passed"]:
-            return f"{outcome['model']} v{outcome['challenger']} promoted to champion"
-        return f"{outcome['model']} v{outcome['challenger']} refused: {'; '.join(failed)}"
-    if isinstance(outcome, dict) and "alert_windows" in outcome:
-        return (
-            f"{outcome['model']} v{outcome['version']}: {outcome['drifted_windows']} of"
-            f" {outcome['windows']} windows drifted, {outcome['alert_windows']} alerts;"
-            f" {outcome['performance_metric']} estimate off by"
-            f" {outcome['estimate_mean_abs_error']:.3f} on average"
-        )
-    if isinstance(outcome, dict) and "band_thresholds" in outcome:
-        return (
-            f"{outcome['boosting_rounds']} rounds on {outcome['train_rows']:,} changes"
-            f" ({outcome['train_failures']:,} failed), {len(outcome['features'])} features"
-        )
-    if isinstance(outcome, dict) and "auc" in outcome and "registered" in outcome:
-        return (
-            f"AUC {outcome['auc']:.3f}, PR-AUC {outcome['pr_auc']:.3f}, ECE {outcome['ece']:.3f};"
-            f" registered {outcome['registered']} as challenger"
-        )
-    if isinstance(outcome, dict) and "fit_seconds" in outcome:
-        return f"{outcome['classes']} classes from {outcome['train_rows']:,} tickets"
-    if isinstance(outcome, dict) and "registered" in outcome:
-        return (
-            f"accuracy {outcome['accuracy']:.3f}, macro-F1 {outcome['macro_f1']:.3f}, "
-            f"{outcome['coverage']:.0%} auto-routed at {outcome['auto_routed_precision']:.1%}; "
-            f"registered {outcome['registered']} as challenger"
-        )
-    if isinstance(outcome, dict) and "rows" in outcome:
-        return f"profile of {outcome['rows']:,} rows"
     return "done"

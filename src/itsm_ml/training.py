@@ -8,7 +8,7 @@ family's stage. A new model is a params.yaml entry; a new family is one line her
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import pandas as pd
 
@@ -23,12 +23,13 @@ from itsm_ml.catalog import (
 )
 from itsm_ml.config import Params
 from itsm_ml.data.stage import Layout
+from itsm_ml.results import StageResult
 
 
 class FamilyStages(Protocol):
-    def train(self, params: Params, entry: CatalogEntry, root: Path) -> dict[str, Any]: ...
+    def train(self, params: Params, entry: CatalogEntry, root: Path) -> StageResult: ...
 
-    def evaluate(self, params: Params, entry: CatalogEntry, root: Path) -> dict[str, Any]: ...
+    def evaluate(self, params: Params, entry: CatalogEntry, root: Path) -> StageResult: ...
 
 
 def _family(family: Family) -> FamilyStages:
@@ -57,7 +58,7 @@ def nothing_to_learn(entry: CatalogEntry, train: pd.DataFrame) -> str | None:
     return None
 
 
-def train(params: Params, name: str, root: Path) -> Any:
+def train(params: Params, name: str, root: Path) -> StageResult | Skipped:
     import joblib
 
     entry = catalog(params).get(name)
@@ -72,7 +73,7 @@ def train(params: Params, name: str, root: Path) -> Any:
     return _family(entry.family).train(params, entry, root)
 
 
-def evaluate(params: Params, name: str, root: Path) -> Any:
+def evaluate(params: Params, name: str, root: Path) -> StageResult | Skipped:
     import joblib
 
     entry = catalog(params).get(name)

@@ -193,7 +193,7 @@ def assert_registered(root: Path, case: Case, model: str, outcome: Any) -> dict[
     layout = ModelLayout(root, model)
     name = f"{case.name}-{model}"
     assert not isinstance(outcome, Skipped), outcome
-    assert outcome["registered"] == f"{name} v1"
+    assert outcome.figures["registered"] == f"{name} v1"
     registered = json.loads(layout.registered.read_text())
     assert (registered["name"], registered["version"]) == (name, "1")
     challenger = mlflow.MlflowClient().get_model_version_by_alias(name, "challenger")

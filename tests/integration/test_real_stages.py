@@ -50,12 +50,12 @@ def test_stages_run_end_to_end(project: Path, table: str) -> None:
     assert report.passed and report.rows == len(raw)
     assert len(raw) == (3000 if table == "tickets" else 3279)
     parts = {part: pd.read_parquet(layout.split(part)) for part in ("train", "valid", "test")}
-    assert summary["method"] == "time"
+    assert summary.figures["method"] == "time"
     assert sum(len(p) for p in parts.values()) == len(pd.read_parquet(layout.validated))
     # Train on the past, test on the future: no training row is later than any test row.
     assert parts["train"].opened_at.max() < parts["valid"].opened_at.min()
     assert parts["valid"].opened_at.max() < parts["test"].opened_at.min()
-    assert profile["rows"] == len(pd.read_parquet(layout.validated))
+    assert profile.figures["rows"] == len(pd.read_parquet(layout.validated))
     assert layout.profile_plot.read_bytes()[:4] == b"\x89PNG"
     assert layout.validation_report.with_suffix(".html").exists()
 
@@ -73,12 +73,12 @@ def test_change_risk_trains_evaluates_and_registers_on_real_changes(
     summary = training.train(params, "change-risk", project)
     # jit-changes has no planned windows, teams or CIs: only its own 14 metrics are used, and
     # nobody listed them: the catalog's default is every column the source maps.
-    assert sorted(summary["features"]) == sorted(jit["numeric"])
+    assert sorted(summary.figures["features"]) == sorted(jit["numeric"])
     outcome = training.evaluate(params, "change-risk", project)
     metrics = json.loads(
         (project / "reports/models/change-risk/evaluation/metrics.json").read_text()
     )
-    assert outcome["auc"] == metrics["auc"]
+    assert outcome.figures["auc"] == metrics["auc"]
     # jdt is the hardest project (published `la` alone: 0.676 on its own 80/20 cut); our
     # 70/15/15 split differs, so only the order is asserted here; `make bench` has the figures.
     assert metrics["auc"] > metrics["baselines"]["la alone"]["auc"] > 0.6

@@ -50,12 +50,12 @@ def test_a_new_target_is_a_params_entry_trained_evaluated_and_registered(project
     )
     for name in ("impact", "sla"):
         summary = train(declared, name, project)
-        assert summary["model"] == name and summary["classes"] >= 2
+        assert summary.figures["model"] == name and summary.figures["classes"] >= 2
         outcome = evaluate(declared, name, project)
-        assert outcome["registered"] == f"itsm-{name} v1"
+        assert outcome.figures["registered"] == f"itsm-{name} v1"
         layout = ModelLayout(project, name)
         headline = json.loads(layout.metrics.read_text())
-        assert headline["accuracy"] == outcome["accuracy"]
+        assert headline["accuracy"] == outcome.figures["accuracy"]
         assert (layout.evaluation / "confusion.png").read_bytes()[:4] == b"\x89PNG"
         assert f"# Model card: itsm-{name}" in layout.card.read_text()
 

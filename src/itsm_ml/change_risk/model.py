@@ -10,12 +10,12 @@ its largest contributions (LightGBM's SHAP values) with their direction.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
 
 from itsm_ml.change_risk.features.featurizer import ChangeFeaturizer
 
@@ -30,7 +30,7 @@ DEFAULT_BANDS: dict[str, tuple[str, float]] = {
 }
 
 
-class ChangeRiskModel:
+class ChangeRiskModel(BaseEstimator):  # type: ignore[misc]
     """A calibrated binary classifier of canonical changes with the scikit-learn contract."""
 
     def __init__(
@@ -214,10 +214,6 @@ class ChangeRiskModel:
             index=X.index,
         )
 
-    def get_params(self, deep: bool = False) -> dict[str, Any]:
-        names = inspect.signature(type(self).__init__).parameters
-        return {name: getattr(self, name) for name in names if name != "self"}
-
 
 def _binary(y: pd.Series) -> np.ndarray:
     if y.isna().any():
@@ -267,7 +263,7 @@ def _show(value: object) -> str:
     return str(value)
 
 
-class ChangeRiskScorer:
+class ChangeRiskScorer(BaseEstimator):  # type: ignore[misc]
     """Canonical change requests in, the change manager's answer out.
 
     Joins the featurizer (window, conflict and history features, with the context of recent
@@ -311,5 +307,6 @@ class ChangeRiskScorer:
         answer["conflicts"] = conflicts
         return answer
 
-    def get_params(self, deep: bool = False) -> dict[str, Any]:
+    def settings(self) -> dict[str, Any]:
+        """The featurizer's and the model's parameters in one flat dict, as MLflow logs them."""
         return {**self.featurizer.get_params(), **self.model.get_params()}

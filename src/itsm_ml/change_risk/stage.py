@@ -16,6 +16,7 @@ from itsm_ml.config import ChangeRiskParams, Params
 from itsm_ml.data import sources
 from itsm_ml.data.stage import Layout
 from itsm_ml.errors import ItsmMlError
+from itsm_ml.results import StageResult
 
 LABEL = "label_failed"
 
@@ -69,7 +70,7 @@ def _labelled(frame: pd.DataFrame, part: str) -> pd.DataFrame:
     return frame[frame[LABEL].notna()].reset_index(drop=True)
 
 
-def train(params: Params, entry: CatalogEntry, root: Path) -> dict[str, Any]:
+def train(params: Params, entry: CatalogEntry, root: Path) -> StageResult:
     import joblib
 
     parts = _parts(root, entry)
@@ -103,7 +104,11 @@ def train(params: Params, entry: CatalogEntry, root: Path) -> dict[str, Any]:
         "band_thresholds": scorer.model.band_thresholds_,
     }
     io.write_json(summary, layout.train_summary)
-    return summary
+    return StageResult(
+        f"{summary['boosting_rounds']} rounds on {summary['train_rows']:,} changes"
+        f" ({summary['train_failures']:,} failed), {len(summary['features'])} features",
+        summary,
+    )
 
 
 def _period(frame: pd.DataFrame) -> str:
@@ -143,7 +148,7 @@ def _conflict_shares(conflicts: pd.Series) -> dict[str, float]:
     }
 
 
-def evaluate(params: Params, entry: CatalogEntry, root: Path) -> dict[str, Any]:
+def evaluate(params: Params, entry: CatalogEntry, root: Path) -> StageResult:
     import joblib
 
     from itsm_ml.change_risk import evaluation as rev
@@ -223,7 +228,7 @@ def evaluate(params: Params, entry: CatalogEntry, root: Path) -> dict[str, Any]:
         "bands.png": rev.band_figure(bands_test, f"{name}: risk bands on test"),
     }
     for figure_name, figure in figures.items():
-        _save(figure, out / figure_name)
+        io.save_figure(figure, out / figure_name)
 
     source = sources.describe(params.table(entry.table).source)
     card = render_change_card(
@@ -264,7 +269,7 @@ def evaluate(params: Params, entry: CatalogEntry, root: Path) -> dict[str, Any]:
         model=scorer,
         model_path=layout.model,
         registered_model=name,
-        params=scorer.get_params(),
+        params=scorer.settings(),
         metrics={
             **{k: v for k, v in metrics.items() if isinstance(v, int | float)},
             **{f"baseline {b} auc": m["auc"] for b, m in baselines.items()},
@@ -290,15 +295,12 @@ def evaluate(params: Params, entry: CatalogEntry, root: Path) -> dict[str, Any]:
     )
     write_registered(registered, layout)
     write_headline(layout, entry, metrics, baselines)
-    return {**metrics, "registered": f"{registered.name} v{registered.version}"}
-
-
-def _save(figure: Any, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    with io.atomic_path(path) as tmp:
-        figure.savefig(tmp, dpi=90, format="png")
-    plt.close(figure)
+    name = f"{registered.name} v{registered.version}"
+    return StageResult(
+        f"AUC {metrics['auc']:.3f}, PR-AUC {metrics['pr_auc']:.3f}, ECE {metrics['ece']:.3f};"
+        f" registered {name} as challenger",
+        {**metrics, "registered": name},
+    )
 
 
 def _limits(scorer: Any, test: pd.DataFrame) -> list[str]:

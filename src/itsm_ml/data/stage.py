@@ -17,6 +17,7 @@ from itsm_ml.data import sources
 from itsm_ml.data.split import split_table
 from itsm_ml.data.validation import ValidationOutcome, ValidationReport, render_html, validate_table
 from itsm_ml.errors import ValidationFailed
+from itsm_ml.results import StageResult
 from itsm_ml.schemas import schema_for
 
 TABLES = ("tickets", "changes")
@@ -119,7 +120,7 @@ def validate(params: Params, table: str, root: Path) -> ValidationReport:
     return outcome.report
 
 
-def split(params: Params, table: str, root: Path) -> dict[str, object]:
+def split(params: Params, table: str, root: Path) -> StageResult:
     layout = Layout(root, table)
     schema = schema_for(table)
     frame = io.read_table(layout.validated)
@@ -135,7 +136,8 @@ def split(params: Params, table: str, root: Path) -> dict[str, object]:
         io.write_table(frame, layout.split(part))
     summary = result.summary(schema.time_column)
     io.write_json(summary, layout.split_summary)
-    return summary
+    sizes = " / ".join(f"{part} {len(frame):,}" for part, frame in result.parts().items())
+    return StageResult(f"{result.method} split: {sizes}", summary)
 
 
 def _first_label(params: Params, table: str, frame: pd.DataFrame) -> str | None:
@@ -149,7 +151,7 @@ def _first_label(params: Params, table: str, frame: pd.DataFrame) -> str | None:
     return None
 
 
-def profile(params: Params, table: str, root: Path) -> dict[str, object]:
+def profile(params: Params, table: str, root: Path) -> StageResult:
     from itsm_ml.data.profile import plot_profile, profile_table
 
     layout = Layout(root, table)
@@ -158,4 +160,4 @@ def profile(params: Params, table: str, root: Path) -> dict[str, object]:
     report = profile_table(frame, schema)
     io.write_json(report, layout.profile)
     plot_profile(frame, schema, layout.profile_plot)
-    return report
+    return StageResult(f"profile of {len(frame):,} rows", report)

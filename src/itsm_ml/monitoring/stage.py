@@ -22,6 +22,7 @@ from itsm_ml.config import DriftParams, Params
 from itsm_ml.data.stage import Layout
 from itsm_ml.errors import ItsmMlError
 from itsm_ml.monitoring.performance import PerformanceDrift
+from itsm_ml.results import StageResult
 
 PROFILE_FOLDER = "drift/reference"  # in each version's run: the profiles monitoring reads
 
@@ -310,12 +311,18 @@ def drift(params: Params, item: str, root: Path) -> Any:
     figure = timeline_figure(
         reports, performance, f"{summary['model']} v{summary['version']}: drift per window"
     )
-    _save(figure, out / "timeline.png")
+    io.save_figure(figure, out / "timeline.png")
     profiles_file = profile_path(root, item)
     with io.atomic_path(profiles_file) as tmp:
         joblib.dump(profiles, tmp)
     _log_to_registry(root, registered, summary, out, profiles_file)
-    return summary
+    return StageResult(
+        f"{summary['model']} v{summary['version']}: {summary['drifted_windows']} of"
+        f" {summary['windows']} windows drifted, {summary['alert_windows']} alerts;"
+        f" {summary['performance_metric']} estimate off by"
+        f" {summary['estimate_mean_abs_error']:.3f} on average",
+        summary,
+    )
 
 
 def _registered(path: Path) -> dict[str, Any]:
@@ -358,11 +365,3 @@ def _log_to_registry(
         client.set_model_version_tag(
             registered["name"], str(registered["version"]), f"drift.{key}", str(value)
         )
-
-
-def _save(figure: Any, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    with io.atomic_path(path) as tmp:
-        figure.savefig(tmp, dpi=90, format="png")
-    plt.close(figure)

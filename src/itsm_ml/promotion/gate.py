@@ -56,6 +56,12 @@ class Decision:
     def passed(self) -> bool:
         return all(check.passed for check in self.checks)
 
+    def summary(self) -> str:
+        if self.passed:
+            return f"{self.model} v{self.challenger} promoted to champion"
+        failed = "; ".join(f"{c.name} ({c.detail})" for c in self.checks if not c.passed)
+        return f"{self.model} v{self.challenger} refused: {failed}"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "model": self.model,

@@ -25,6 +25,7 @@ from itsm_ml.promotion.gate import (
     validation_check,
     window_metrics,
 )
+from itsm_ml.results import StageResult
 from itsm_ml.tracking import registry
 
 
@@ -229,9 +230,9 @@ def stage(params: Params, item: str, root: Path) -> Any:
         outcome = {"promotion": None, "note": str(exc)}
         io.write_json(outcome, decision_path(root, item))
         io.write_json({"gate": "already champion"}, gate)
-        return outcome
+        return StageResult(str(exc), outcome)
     io.write_json({"gate": "promoted" if decision.passed else "refused"}, gate)
-    return {"promotion": decision.passed, **decision.to_dict()}
+    return StageResult(decision.summary(), {"promotion": decision.passed, **decision.to_dict()})
 
 
 def _skipped(root: Path, item: str) -> Skipped | None:

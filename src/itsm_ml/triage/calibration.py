@@ -10,9 +10,10 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax
+from sklearn.base import BaseEstimator
 
 
-class TemperatureScaler:
+class TemperatureScaler(BaseEstimator):  # type: ignore[misc]
     """Softmax of scores divided by a temperature that minimises validation log-loss."""
 
     def __init__(self, bounds: tuple[float, float] = (0.05, 20.0)) -> None:

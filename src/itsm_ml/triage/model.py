@@ -14,13 +14,13 @@ predictions may be auto-routed.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.special import log_softmax
+from sklearn.base import BaseEstimator
 
 from itsm_ml.evaluation import NEVER, fit_class_thresholds
 from itsm_ml.triage.calibration import TemperatureScaler
@@ -34,7 +34,7 @@ class NotFittedError(RuntimeError):
     pass
 
 
-class TriageModel:
+class TriageModel(BaseEstimator):  # type: ignore[misc]
     """A calibrated classifier of canonical tickets with the scikit-learn contract."""
 
     def __init__(
@@ -312,10 +312,6 @@ class TriageModel:
             },
             index=X.index,
         )
-
-    def get_params(self, deep: bool = False) -> dict[str, Any]:
-        names = inspect.signature(type(self).__init__).parameters
-        return {name: getattr(self, name) for name in names if name != "self"}
 
 
 def _labelled(X: pd.DataFrame, y: pd.Series) -> tuple[pd.DataFrame, pd.Series]:

@@ -15,6 +15,7 @@ from itsm_ml.config import Params, TriageParams
 from itsm_ml.data import sources
 from itsm_ml.data.stage import Layout
 from itsm_ml.errors import ItsmMlError
+from itsm_ml.results import StageResult
 
 
 def _parts(root: Path, table: str) -> dict[str, pd.DataFrame]:
@@ -46,7 +47,7 @@ def build_model(triage: TriageParams, categorical: list[str], text_column: str |
     )
 
 
-def train(params: Params, entry: CatalogEntry, root: Path) -> dict[str, Any]:
+def train(params: Params, entry: CatalogEntry, root: Path) -> StageResult:
     import joblib
 
     triage = params.triage
@@ -77,7 +78,9 @@ def train(params: Params, entry: CatalogEntry, root: Path) -> dict[str, Any]:
         ),
     }
     io.write_json(summary, layout.train_summary)
-    return summary
+    return StageResult(
+        f"{summary['classes']} classes from {summary['train_rows']:,} {entry.table}", summary
+    )
 
 
 def baseline_guesses(parts: dict[str, pd.DataFrame], entry: CatalogEntry) -> dict[str, pd.Series]:
@@ -94,7 +97,7 @@ def baseline_guesses(parts: dict[str, pd.DataFrame], entry: CatalogEntry) -> dic
     return found
 
 
-def evaluate(params: Params, entry: CatalogEntry, root: Path) -> dict[str, Any]:
+def evaluate(params: Params, entry: CatalogEntry, root: Path) -> StageResult:
     import joblib
 
     from itsm_ml import evaluation as ev
@@ -162,7 +165,7 @@ def evaluate(params: Params, entry: CatalogEntry, root: Path) -> dict[str, Any]:
         "confusion.png": ev.confusion_figure(truth, predicted, f"{title}: largest classes"),
     }
     for name, figure in figures.items():
-        _save(figure, out / name)
+        io.save_figure(figure, out / name)
 
     source = sources.describe(params.table(entry.table).source)
     card = render_card(
@@ -229,15 +232,13 @@ def evaluate(params: Params, entry: CatalogEntry, root: Path) -> dict[str, Any]:
     )
     write_registered(registered, layout)
     write_headline(layout, entry, metrics, baselines)
-    return {**metrics, "registered": f"{registered.name} v{registered.version}"}
-
-
-def _save(figure: Any, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    with io.atomic_path(path) as tmp:
-        figure.savefig(tmp, dpi=90, format="png")
-    plt.close(figure)
+    name = f"{registered.name} v{registered.version}"
+    return StageResult(
+        f"accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}, "
+        f"{metrics['coverage']:.0%} auto-routed at {metrics['auto_routed_precision']:.1%}; "
+        f"registered {name} as challenger",
+        {**metrics, "registered": name},
+    )
 
 
 def _limits(model: Any, parts: dict[str, pd.DataFrame], label: str) -> list[str]:

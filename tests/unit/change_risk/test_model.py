@@ -144,3 +144,13 @@ def test_refit_scores_are_mapped_back_onto_the_calibrated_scale(model: ChangeRis
     slope, _ = model.alignment_
     # The refit ran more rounds, so its raw scores spread wider than stage 1's: slope < 1.
     assert 0 < slope < 1
+
+
+def test_the_scorer_and_its_parts_are_scikit_learn_estimators(scorer: ChangeRiskScorer) -> None:
+    from sklearn.base import clone
+
+    copy = clone(scorer)
+    assert copy.get_params()["model__top_reasons"] == scorer.model.top_reasons
+    assert not hasattr(copy.model, "band_thresholds_")  # a clone is unfitted
+    assert copy.set_params(model__top_reasons=1).model.top_reasons == 1
+    assert "numeric" in scorer.settings() and "top_reasons" in scorer.settings()

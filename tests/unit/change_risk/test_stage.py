@@ -44,12 +44,12 @@ def test_train_then_evaluate_writes_reports_card_and_registers(project: Path) ->
 
     summary = train(params(), "change-risk", project)
     layout = ModelLayout(project, "change-risk")
-    assert layout.model.exists() and summary["boosting_rounds"] >= 1
-    assert list(summary["band_thresholds"]) == ["very high", "high", "medium"]
+    assert layout.model.exists() and summary.figures["boosting_rounds"] >= 1
+    assert list(summary.figures["band_thresholds"]) == ["very high", "high", "medium"]
     outcome = evaluate(params(), "change-risk", project)
-    assert outcome["registered"] == "itsm-change-risk v1"
+    assert outcome.figures["registered"] == "itsm-change-risk v1"
     headline = json.loads(layout.metrics.read_text())
-    assert headline["skipped"] is False and headline["auc"] == outcome["auc"]
+    assert headline["skipped"] is False and headline["auc"] == outcome.figures["auc"]
     assert headline["best baseline auc"] < headline["auc"]
     metrics = json.loads((layout.evaluation / "metrics.json").read_text())
     assert 0.5 < metrics["auc"] <= 1 and "failure rate of its change type" in metrics["baselines"]
@@ -91,6 +91,6 @@ def test_bands_by_precision_come_from_params(project: Path) -> None:
         "change-risk",
         project,
     )
-    thresholds = summary["band_thresholds"]
+    thresholds = summary.figures["band_thresholds"]
     assert list(thresholds) == ["act now", "look"]
     assert thresholds["act now"] >= thresholds["look"]

@@ -32,6 +32,6 @@ def test_a_table_without_time_is_stratified_on_the_first_label_it_has(tmp_path: 
     )
     io.write_table(frame, Layout(tmp_path, "tickets").validated)
     summary = split(params, "tickets", tmp_path)
-    assert summary["method"] == "stratified"
+    assert summary.figures["method"] == "stratified"
     test = pd.read_parquet(Layout(tmp_path, "tickets").split("test"))
     assert test.label_category.eq("rare").mean() == 0.1  # the shares kept exactly

@@ -25,7 +25,7 @@ def test_a_challenger_already_champion_is_reported_not_failed(
 
     monkeypatch.setattr(promotion_stages, "promote", already)
     outcome = promotion_stages.stage(PARAMS, "routing", tmp_path)
-    assert outcome["promotion"] is None
+    assert outcome.figures["promotion"] is None
     written = json.loads((tmp_path / "reports/promotion/routing.json").read_text())
     assert written["note"] == "ticket-routing v3 already is the champion"
 

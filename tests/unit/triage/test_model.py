@@ -99,3 +99,11 @@ def test_a_binary_label_without_text_learns_and_answers_both_classes() -> None:
     assert np.allclose(proba.sum(axis=1), 1.0)
     accuracy = float(np.mean(model.predict(test) == test.label_breached.to_numpy()))
     assert accuracy > 0.8  # the majority class alone scores about 0.53 here
+
+
+def test_it_is_a_scikit_learn_estimator_clone_and_set_params_work(model: TriageModel) -> None:
+    from sklearn.base import clone
+
+    copy = clone(model)
+    assert copy.get_params() == model.get_params() and not hasattr(copy, "classes_")
+    assert copy.set_params(top_k=5).top_k == 5 and model.top_k == 3

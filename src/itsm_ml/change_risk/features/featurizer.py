@@ -11,10 +11,9 @@ calendar it would have seen in the training table.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
 
 from itsm_ml.change_risk.features.conflicts import (
     conflict_features,
@@ -59,7 +58,7 @@ def _coerced(changes: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-class ChangeFeaturizer:
+class ChangeFeaturizer(BaseEstimator):  # type: ignore[misc]
     """Canonical changes -> model features (numeric and categorical columns), with context."""
 
     def __init__(
@@ -182,11 +181,3 @@ class ChangeFeaturizer:
         pairs = visible_pairs(union, rules) if has_planned_windows(union) else None
         report = conflict_report(union, rules, rows=rows, pairs=pairs)
         return self._features_of(union, rows, changes.index, pairs), report
-
-    def get_params(self, deep: bool = False) -> dict[str, Any]:
-        return {
-            "numeric": self.numeric,
-            "categorical": self.categorical,
-            "history": self.history,
-            "conflicts": self.conflicts,
-        }

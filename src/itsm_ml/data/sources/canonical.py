@@ -7,7 +7,20 @@ from collections.abc import Sequence
 import pandas as pd
 
 from itsm_ml.data.sources import parsing
-from itsm_ml.schemas import SOURCE_ROW, STRING, TableSchema, unparsed_column
+from itsm_ml.schemas import (
+    BOOL,
+    DATETIME,
+    FLOAT,
+    INT,
+    SOURCE_ROW,
+    STRING,
+    TableSchema,
+    unparsed_column,
+)
+
+# How exports spell yes and no in a boolean column mapped by the user.
+TRUE_WORDS = ("1", "true", "True", "TRUE", "yes")
+FALSE_WORDS = ("0", "false", "False", "FALSE", "no")
 
 
 class CanonicalBuilder:
@@ -47,6 +60,21 @@ class CanonicalBuilder:
         self, name: str, raw: pd.Series, true: Sequence[str], false: Sequence[str]
     ) -> None:
         self._set_parsed(name, parsing.parse_booleans(raw, true, false))
+
+    def typed(self, name: str, raw: pd.Series, fmt: str | None) -> None:
+        """A mapped column parsed as the schema types it (`fmt` for timestamps); a column the
+        schema does not know is text."""
+        dtype = self.schema.dtype_of(name) or STRING
+        if dtype == FLOAT:
+            self.numbers(name, raw)
+        elif dtype == INT:
+            self.integers(name, raw)
+        elif dtype == BOOL:
+            self.booleans(name, raw, TRUE_WORDS, FALSE_WORDS)
+        elif dtype == DATETIME:
+            self.timestamps(name, raw, fmt)
+        else:
+            self.text(name, raw)
 
     def build(self) -> pd.DataFrame:
         """Schema columns first (core ones always present), then extras, then metadata."""

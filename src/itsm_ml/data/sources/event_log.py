@@ -14,11 +14,7 @@ from itsm_ml.config import EventLogFields
 from itsm_ml.data.sources import parsing
 from itsm_ml.data.sources.canonical import CanonicalBuilder, record_numbers
 from itsm_ml.data.sources.csv_files import read_export
-from itsm_ml.schemas import BOOL, DATETIME, FLOAT, INT, LABEL_PREFIX, STRING, TICKETS
-
-# The spellings of generic ticket CSVs plus the upper case ServiceNow writes.
-_TRUE = ("1", "true", "True", "TRUE", "yes")
-_FALSE = ("0", "false", "False", "FALSE", "no")
+from itsm_ml.schemas import LABEL_PREFIX, STRING, TICKETS
 
 _CASE, _ALONE, _RECORD = "_case", "_alone", "_record"
 
@@ -45,10 +41,10 @@ def events_to_canonical(events: pd.DataFrame, source: EventLogFields) -> pd.Data
     if source.text:
         build.joined_text("text", [first[c] for c in source.text])
     for name, column in source.at_open.items():
-        _typed(build, name, first[column], fmt)
+        build.typed(name, first[column], fmt)
     for name, column in source.labels.items():
         label = name if name.startswith(LABEL_PREFIX) else LABEL_PREFIX + name
-        _typed(build, label, last[column], fmt)
+        build.typed(label, last[column], fmt)
     return build.build()
 
 
@@ -93,18 +89,3 @@ def _sortable(raw: pd.Series, fmt: str | None) -> pd.Series:
     if 2 * int(times.notna().sum()) > present:
         return times
     return raw.astype(STRING)
-
-
-def _typed(build: CanonicalBuilder, name: str, raw: pd.Series, fmt: str | None) -> None:
-    """A canonical column typed as the schema declares it; a column it does not know is text."""
-    dtype = TICKETS.dtype_of(name) or STRING
-    if dtype == FLOAT:
-        build.numbers(name, raw)
-    elif dtype == INT:
-        build.integers(name, raw)
-    elif dtype == BOOL:
-        build.booleans(name, raw, _TRUE, _FALSE)
-    elif dtype == DATETIME:
-        build.timestamps(name, raw, fmt)
-    else:
-        build.text(name, raw)

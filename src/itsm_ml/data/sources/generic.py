@@ -7,7 +7,7 @@ import pandas as pd
 from itsm_ml.config import ChangeCsvSource, TicketCsvSource
 from itsm_ml.data.sources.canonical import CanonicalBuilder, record_numbers
 from itsm_ml.data.sources.csv_files import read_export
-from itsm_ml.schemas import CHANGES, FLOAT, LABEL_PREFIX, STRING, TICKETS
+from itsm_ml.schemas import CHANGES, LABEL_PREFIX, TICKETS
 
 
 def _row_ids(rows: pd.DataFrame, prefix: str) -> pd.Series:
@@ -27,31 +27,11 @@ def ticket_rows_to_canonical(rows: pd.DataFrame, source: TicketCsvSource) -> pd.
             build.timestamps(canonical, rows[column], source.date_format)
     build.joined_text("text", [rows[c] for c in source.text])
     for name, column in source.features.items():
-        _typed(build, name, rows[column], TICKETS.dtype_of(name) or STRING, source)
+        build.typed(name, rows[column], source.date_format)
     for name, column in source.labels.items():
         label = name if name.startswith(LABEL_PREFIX) else LABEL_PREFIX + name
-        _typed(build, label, rows[column], TICKETS.dtype_of(label) or STRING, source)
+        build.typed(label, rows[column], source.date_format)
     return build.build()
-
-
-def _typed(
-    build: CanonicalBuilder,
-    name: str,
-    raw: pd.Series,
-    dtype: str,
-    source: TicketCsvSource | ChangeCsvSource,
-) -> None:
-    if dtype == FLOAT:
-        build.numbers(name, raw)
-    elif dtype == "Int64":
-        build.integers(name, raw)
-    elif dtype == "boolean":
-        build.booleans(name, raw, ("1", "true", "True", "yes"), ("0", "false", "False", "no"))
-    elif dtype == "datetime64[ns]":
-        fmt = source.date_format if isinstance(source, TicketCsvSource) else source.time_format
-        build.timestamps(name, raw, fmt)
-    else:
-        build.text(name, raw)
 
 
 def load_change_csv(source: ChangeCsvSource) -> pd.DataFrame:
