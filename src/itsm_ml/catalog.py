@@ -8,7 +8,8 @@ ask this module and dispatch on the entry's *family* (which code knows its table
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -17,7 +18,7 @@ import pandas as pd
 
 from itsm_ml import io
 from itsm_ml.config import Params
-from itsm_ml.errors import ConfigError
+from itsm_ml.errors import ConfigError, ItsmMlError
 from itsm_ml.schemas import LABEL_PREFIX, is_label, is_metadata, schema_for
 
 Family = Literal["triage", "change_risk"]
@@ -199,6 +200,24 @@ class Skipped:
 
     def summary(self) -> str:
         return f"skipped: {self.reason}"
+
+
+def fit_and_save(entry: CatalogEntry, root: Path, estimator: Any, fit: Callable[[], Any]) -> float:
+    """Run `fit`; a fitting error becomes one naming the model's params key. The fitted
+    estimator is saved atomically to the model's file; returns the seconds the fit took."""
+    import joblib
+
+    started = time.perf_counter()
+    try:
+        fit()
+    except ValueError as exc:
+        raise ItsmMlError(
+            f"model {entry.name} (models.{entry.name} in params.yaml): {exc}"
+        ) from exc
+    seconds = time.perf_counter() - started
+    with io.atomic_path(ModelLayout(root, entry.name).model) as tmp:
+        joblib.dump(estimator, tmp)
+    return seconds
 
 
 def write_registered(registered: Any, layout: ModelLayout) -> None:

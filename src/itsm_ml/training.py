@@ -19,6 +19,7 @@ from itsm_ml.catalog import (
     ModelLayout,
     Skipped,
     catalog,
+    labels_found,
     write_skipped,
 )
 from itsm_ml.config import Params
@@ -61,14 +62,21 @@ def nothing_to_learn(entry: CatalogEntry, train: pd.DataFrame) -> str | None:
 def train(params: Params, name: str, root: Path) -> StageResult | Skipped:
     import joblib
 
-    entry = catalog(params).get(name)
-    layout = ModelLayout(root, name)
-    reason = nothing_to_learn(entry, io.read_table(Layout(root, entry.table).split("train")))
+    known = catalog(params)
+    entry = known.get(name)
+    layout = ModelLayout(root, entry.name)
+    rows = io.read_table(Layout(root, entry.table).split("train"))
+    reason = nothing_to_learn(entry, rows)
     if reason is not None:
-        skipped = Skipped(name, reason)
+        undeclared = [f for f in labels_found(entry.table, rows, known) if f.model is None]
+        if undeclared:
+            lines = "; ".join(f.declaration(entry.table).strip() for f in undeclared)
+            reason += f". Labels of this export without a model, to add under `models:`: {lines}"
+        skipped = Skipped(entry.name, reason)
         with io.atomic_path(layout.model) as tmp:
             joblib.dump(skipped, tmp)
-        io.write_json({"model": name, "skipped": True, "reason": reason}, layout.train_summary)
+        summary = {"model": entry.name, "skipped": True, "reason": reason}
+        io.write_json(summary, layout.train_summary)
         return skipped
     return _family(entry.family).train(params, entry, root)
 
@@ -77,7 +85,7 @@ def evaluate(params: Params, name: str, root: Path) -> StageResult | Skipped:
     import joblib
 
     entry = catalog(params).get(name)
-    layout = ModelLayout(root, name)
+    layout = ModelLayout(root, entry.name)
     model = joblib.load(layout.model)
     if isinstance(model, Skipped):
         write_skipped_evaluation(layout, model)

@@ -65,6 +65,8 @@ def test_a_model_without_its_label_in_this_export_is_skipped_saying_why(project:
     skipped = train(declared, "team", project)
     assert isinstance(skipped, Skipped)
     assert "no `label_team` column (models.team.label in params.yaml)" in skipped.reason
+    # ... and it says what the export could learn instead
+    assert "made-sla: {table: tickets, kind: binary, label: made_sla}" in skipped.reason
     layout = ModelLayout(project, "team")
     assert isinstance(joblib.load(layout.model), Skipped)
     assert isinstance(evaluate(declared, "team", project), Skipped)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,13 @@ import numpy as np
 import pandas as pd
 
 from itsm_ml import io
-from itsm_ml.catalog import CatalogEntry, ModelLayout, write_headline, write_registered
+from itsm_ml.catalog import (
+    CatalogEntry,
+    ModelLayout,
+    fit_and_save,
+    write_headline,
+    write_registered,
+)
 from itsm_ml.config import ChangeRiskParams, Params
 from itsm_ml.data import sources
 from itsm_ml.data.stage import Layout
@@ -71,7 +76,6 @@ def _labelled(frame: pd.DataFrame, part: str) -> pd.DataFrame:
 
 
 def train(params: Params, entry: CatalogEntry, root: Path) -> StageResult:
-    import joblib
 
     parts = _parts(root, entry)
     train_rows, valid_rows = _labelled(parts["train"], "train"), _labelled(parts["valid"], "valid")
@@ -83,17 +87,8 @@ def train(params: Params, entry: CatalogEntry, root: Path) -> StageResult:
             )
     columns = [c for c in entry.feature_columns(train_rows) if c != LABEL]
     scorer = build_scorer(params.change_risk, *split_features(train_rows, columns))
-    started = time.perf_counter()
-    try:
-        scorer.fit(train_rows, valid_rows)
-    except ValueError as exc:
-        raise ItsmMlError(
-            f"model {entry.name} (models.{entry.name} in params.yaml): {exc}"
-        ) from exc
-    seconds = time.perf_counter() - started
+    seconds = fit_and_save(entry, root, scorer, lambda: scorer.fit(train_rows, valid_rows))
     layout = ModelLayout(root, entry.name)
-    with io.atomic_path(layout.model) as tmp:
-        joblib.dump(scorer, tmp)
     summary = {
         "fit_seconds": round(seconds, 2),
         "train_rows": len(train_rows),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +9,13 @@ import numpy as np
 import pandas as pd
 
 from itsm_ml import io
-from itsm_ml.catalog import CatalogEntry, ModelLayout, write_headline, write_registered
+from itsm_ml.catalog import (
+    CatalogEntry,
+    ModelLayout,
+    fit_and_save,
+    write_headline,
+    write_registered,
+)
 from itsm_ml.config import Params, TriageParams
 from itsm_ml.data import sources
 from itsm_ml.data.stage import Layout
@@ -48,23 +53,18 @@ def build_model(triage: TriageParams, categorical: list[str], text_column: str |
 
 
 def train(params: Params, entry: CatalogEntry, root: Path) -> StageResult:
-    import joblib
 
     triage = params.triage
     parts = _parts(root, entry.table)
     train_rows, valid_rows = parts["train"], parts["valid"]
     model = build_model(triage, entry.feature_columns(train_rows), triage.text_column)
-    started = time.perf_counter()
-    try:
-        model.fit(train_rows, train_rows[entry.label], valid_rows, valid_rows[entry.label])
-    except ValueError as exc:
-        raise ItsmMlError(
-            f"model {entry.name} (models.{entry.name} in params.yaml): {exc}"
-        ) from exc
-    seconds = time.perf_counter() - started
+    seconds = fit_and_save(
+        entry,
+        root,
+        model,
+        lambda: model.fit(train_rows, train_rows[entry.label], valid_rows, valid_rows[entry.label]),
+    )
     layout = ModelLayout(root, entry.name)
-    with io.atomic_path(layout.model) as tmp:
-        joblib.dump(model, tmp)
     summary = {
         "model": entry.name,
         "label": entry.label,
