@@ -19,7 +19,7 @@ import pandas as pd
 from itsm_ml import io
 from itsm_ml.config import Params
 from itsm_ml.errors import ConfigError, ItsmMlError
-from itsm_ml.schemas import LABEL_PREFIX, is_label, is_metadata, schema_for
+from itsm_ml.schemas import CHANGES, LABEL_PREFIX, is_label, is_metadata, schema_for
 
 Family = Literal["triage", "change_risk"]
 # Which code learns from which table: triage classifies tickets at open (text and fields),
@@ -30,9 +30,8 @@ METRICS: dict[Family, dict[str, bool]] = {
     "triage": {"accuracy": True, "macro_f1": True, "ece": False},
     "change_risk": {"auc": True, "brier": False, "ece": False},
 }
-# Never features: what identifies a record or says when it happened. Time enters the
-# models through the split and the history features, never as a raw value.
-_TIME_COLUMNS = ("opened_at", "closed_at", "resolved_at", "planned_start", "planned_end")
+# What change risk learns: the changes table's outcome, which every change source maps.
+CHANGE_OUTCOME = next(c.name for c in CHANGES.columns if c.core and is_label(c.name))
 
 
 @dataclass(frozen=True)
@@ -64,9 +63,14 @@ class CatalogEntry:
         if self.features is not None:
             return [c for c in self.features if c in frame]
         schema = schema_for(self.table)
-        excluded = {schema.id_column, schema.text_column, *_TIME_COLUMNS}
+        # Time enters the models through the split and the history features, never raw.
         return [
-            c for c in frame.columns if c not in excluded and not is_label(c) and not is_metadata(c)
+            c
+            for c in frame.columns
+            if c not in (schema.id_column, schema.text_column)
+            and not pd.api.types.is_datetime64_any_dtype(frame[c])
+            and not is_label(c)
+            and not is_metadata(c)
         ]
 
     def keep_at_open(self, frame: pd.DataFrame) -> str | None:
@@ -166,6 +170,12 @@ def catalog(params: Params) -> Catalog:
             raise ConfigError(
                 f"models.{name}.kind: {spec.kind!r} on the changes table; expected 'binary'"
                 " (change risk predicts whether a change fails)"
+            )
+        if family == "change_risk" and label != CHANGE_OUTCOME:
+            raise ConfigError(
+                f"models.{name}.label: {spec.label!r} on the changes table; expected"
+                f" {CHANGE_OUTCOME.removeprefix(LABEL_PREFIX)!r}, the outcome every change"
+                " source maps (change_csv: its `outcome` column)"
             )
         # A primary metric decides "better": only those where higher is better qualify.
         primaries = [m for m, higher in METRICS[family].items() if higher]
@@ -289,10 +299,35 @@ def labels_found(table: str, frame: pd.DataFrame, known: Catalog) -> list[LabelF
     return found
 
 
-def skipped_models(table: str, frame: pd.DataFrame, known: Catalog) -> list[CatalogEntry]:
-    """Models of the catalog that this export cannot train (their label is absent or empty)."""
-    return [
-        e
-        for e in known.of_table(table)
-        if e.label not in frame or frame[e.label].dropna().astype(str).nunique() < 2
-    ]
+def nothing_to_learn(entry: CatalogEntry, frame: pd.DataFrame) -> str | None:
+    """Why `frame` cannot train `entry`, or None when it can."""
+    where = f"models.{entry.name}.label in params.yaml"
+    if entry.label not in frame:
+        return (
+            f"the {entry.table} table has no `{entry.label}` column ({where});"
+            " map that label in the source, or remove the model"
+        )
+    known = frame[entry.label].dropna()
+    if known.empty:
+        return f"`{entry.label}` is empty in the training split ({where})"
+    if known.astype(str).nunique() < 2:
+        return f"`{entry.label}` has one value only in the training split ({known.iloc[0]!r})"
+    return None
+
+
+def check_kind(entry: CatalogEntry, frame: pd.DataFrame) -> None:
+    """A binary model whose label has more than two values is a declaration error."""
+    values = frame[entry.label].dropna().astype(str).nunique()
+    if entry.kind == "binary" and values > 2:
+        raise ConfigError(
+            f"models.{entry.name}.kind: 'binary', but `{entry.label}` has {values} values in"
+            " the training split; expected 'multiclass'"
+        )
+
+
+def skipped_models(
+    table: str, frame: pd.DataFrame, known: Catalog
+) -> list[tuple[CatalogEntry, str]]:
+    """Models of the catalog that this export cannot train, each with why."""
+    found = ((e, nothing_to_learn(e, frame)) for e in known.of_table(table))
+    return [(entry, reason) for entry, reason in found if reason is not None]

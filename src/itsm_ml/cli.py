@@ -205,11 +205,8 @@ def _print_models(table: str, frame: Any, params: Any) -> None:
     for label in found:
         learned = f"model `{label.model}`" if label.model else "no model declared"
         console.print(f"label {label.column}: {label.classes:,} values ({label.kind}); {learned}")
-    for entry in skipped_models(table, frame, known):
-        console.print(
-            f"model `{entry.name}` will be skipped: this export has no values of {entry.label}"
-            f" (models.{entry.name} in params.yaml)"
-        )
+    for entry, reason in skipped_models(table, frame, known):
+        console.print(f"model `{entry.name}` will be skipped: {reason}")
     undeclared = [label for label in found if label.model is None]
     if undeclared:
         block = "\n".join(label.declaration(table) for label in undeclared)

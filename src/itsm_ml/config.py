@@ -402,7 +402,9 @@ class ModelSpec(_Strict):
         description="Name in the MLflow registry; none: `<project>-<model name>`.",
     )
     metric: str | None = Field(
-        None, description="Primary metric of evaluation and the gate; none: the kind's default."
+        None,
+        description="Primary metric of evaluation and the gate; none: accuracy for tickets,"
+        " auc for changes.",
     )
     features: tuple[str, ...] | None = Field(
         None,

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from itsm_ml.catalog import Catalog
+from itsm_ml.catalog import Catalog, ModelLayout
 
 PARAMS_FILE = "params.yaml"
 
@@ -71,8 +72,10 @@ def experiment_rows(shown: list[dict[str, Any]], known: Catalog) -> list[Experim
         changed = {k: v for k, v in params.items() if baseline.get(k) != v}
         models: dict[str, dict[str, Any]] = {}
         for entry in known:
-            headline = _metrics(data, f"reports/models/{entry.name}/metrics.json")
-            gate = _metrics(data, f"reports/models/{entry.name}/gate.json").get("gate")
+            # DVC names each metrics file by its path from the project root.
+            layout = ModelLayout(Path(), entry.name)
+            headline = _metrics(data, layout.metrics.as_posix())
+            gate = _metrics(data, layout.gate.as_posix()).get("gate")
             models[entry.name] = {
                 "metric": entry.metric,
                 "value": None if headline.get("skipped") else headline.get(entry.metric),

@@ -17,8 +17,7 @@ import pandas as pd
 from itsm_ml import telemetry
 from itsm_ml.config import Params, load_params
 from itsm_ml.errors import ItsmMlError
-
-TABLES = ("tickets", "changes")
+from itsm_ml.schemas import TABLES
 
 
 def stage_main(

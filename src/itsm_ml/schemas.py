@@ -138,6 +138,7 @@ CHANGES = TableSchema(
 )
 
 SCHEMAS: dict[str, TableSchema] = {s.name: s for s in (TICKETS, CHANGES)}
+TABLES = tuple(SCHEMAS)
 
 
 def schema_for(table: str) -> TableSchema:

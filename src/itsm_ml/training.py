@@ -8,9 +8,7 @@ family's stage. A new model is a params.yaml entry; a new family is one line her
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
-
-import pandas as pd
+from typing import Any, Protocol
 
 from itsm_ml import io
 from itsm_ml.catalog import (
@@ -19,7 +17,9 @@ from itsm_ml.catalog import (
     ModelLayout,
     Skipped,
     catalog,
+    check_kind,
     labels_found,
+    nothing_to_learn,
     write_skipped,
 )
 from itsm_ml.config import Params
@@ -30,7 +30,9 @@ from itsm_ml.results import StageResult
 class FamilyStages(Protocol):
     def train(self, params: Params, entry: CatalogEntry, root: Path) -> StageResult: ...
 
-    def evaluate(self, params: Params, entry: CatalogEntry, root: Path) -> StageResult: ...
+    def evaluate(
+        self, params: Params, entry: CatalogEntry, root: Path, model: Any
+    ) -> StageResult: ...
 
 
 def _family(family: Family) -> FamilyStages:
@@ -41,22 +43,6 @@ def _family(family: Family) -> FamilyStages:
     from itsm_ml.triage import stage as triage_stage
 
     return triage_stage
-
-
-def nothing_to_learn(entry: CatalogEntry, train: pd.DataFrame) -> str | None:
-    """Why this export cannot train `entry`, or None when it can."""
-    where = f"models.{entry.name}.label in params.yaml"
-    if entry.label not in train:
-        return (
-            f"the {entry.table} table has no `{entry.label}` column ({where});"
-            " map that label in the source, or remove the model"
-        )
-    known = train[entry.label].dropna()
-    if known.empty:
-        return f"`{entry.label}` is empty in the training split ({where})"
-    if known.astype(str).nunique() < 2:
-        return f"`{entry.label}` has one value only in the training split ({known.iloc[0]!r})"
-    return None
 
 
 def train(params: Params, name: str, root: Path) -> StageResult | Skipped:
@@ -78,6 +64,7 @@ def train(params: Params, name: str, root: Path) -> StageResult | Skipped:
         summary = {"model": entry.name, "skipped": True, "reason": reason}
         io.write_json(summary, layout.train_summary)
         return skipped
+    check_kind(entry, rows)
     return _family(entry.family).train(params, entry, root)
 
 
@@ -90,7 +77,7 @@ def evaluate(params: Params, name: str, root: Path) -> StageResult | Skipped:
     if isinstance(model, Skipped):
         write_skipped_evaluation(layout, model)
         return model
-    return _family(entry.family).evaluate(params, entry, root)
+    return _family(entry.family).evaluate(params, entry, root, model)
 
 
 def write_skipped_evaluation(layout: ModelLayout, skipped: Skipped) -> None:

@@ -58,20 +58,23 @@ def test_registered_names_carry_the_project_prefix_unless_given() -> None:
 
 def test_default_features_are_every_mapped_column_but_ids_times_labels_and_text() -> None:
     entry = catalog(params({"x": {"table": "tickets", "kind": "binary", "label": "flag"}})).get("x")
+    when = pd.Series(pd.to_datetime(["2025-01-01"]))
     frame = pd.DataFrame(
-        columns=[
-            "ticket_id",
-            "opened_at",
-            "closed_at",
-            "text",
-            "team",
-            "site",
-            "label_flag",
-            "label_other",
-            "_source_row",
-        ]
+        {
+            "ticket_id": ["t1"],
+            "opened_at": when,
+            "closed_at": when,
+            "text": ["vpn down"],
+            "team": ["a"],
+            "site": ["b"],
+            "size": [3.0],
+            "due": when,  # a timestamp the source mapped that the schema does not know
+            "label_flag": ["yes"],
+            "label_other": ["x"],
+            "_source_row": [1],
+        }
     )
-    assert entry.feature_columns(frame) == ["team", "site"]
+    assert entry.feature_columns(frame) == ["team", "site", "size"]
     declared = catalog(
         params({"x": {"table": "tickets", "kind": "binary", "label": "flag", "features": ["site"]}})
     ).get("x")
@@ -89,7 +92,11 @@ def test_keep_at_open_is_the_column_named_like_the_label_when_present() -> None:
     [
         ({"x": {"table": "changes", "kind": "multiclass", "label": "failed"}}, r"models\.x\.kind"),
         (
-            {"x": {"table": "changes", "kind": "binary", "label": "f", "metric": "ece"}},
+            {"x": {"table": "changes", "kind": "binary", "label": "rolled_back"}},
+            r"models\.x\.label: 'rolled_back' on the changes table; expected 'failed'",
+        ),
+        (
+            {"x": {"table": "changes", "kind": "binary", "label": "failed", "metric": "ece"}},
             r"models\.x\.metric: 'ece'; expected one of auc for a model",
         ),
         (
@@ -159,4 +166,38 @@ def test_check_lists_the_labels_an_export_has_and_what_to_declare() -> None:
     assert found["label_made_sla"].declaration("tickets") == (
         "  made-sla: {table: tickets, kind: binary, label: made_sla}"
     )
-    assert [e.name for e in skipped_models("tickets", frame, known)] == ["category", "priority"]
+    skipped = skipped_models("tickets", frame, known)
+    assert [(e.name, "no `" + e.label + "` column" in why) for e, why in skipped] == [
+        ("category", True),
+        ("priority", True),
+    ]
+
+
+def test_what_makes_a_label_unlearnable() -> None:
+    from itsm_ml.catalog import nothing_to_learn
+
+    entry = catalog(params({"x": {"table": "tickets", "kind": "binary", "label": "x"}})).get("x")
+    assert "no `label_x` column" in str(nothing_to_learn(entry, pd.DataFrame({"a": [1]})))
+    empty = pd.DataFrame({"label_x": pd.array([None, None], dtype="string")})
+    assert "is empty in the training split" in str(nothing_to_learn(entry, empty))
+    single = pd.DataFrame({"label_x": ["a", "a", None]})
+    assert "one value only" in str(nothing_to_learn(entry, single))
+    assert nothing_to_learn(entry, pd.DataFrame({"label_x": ["a", "b"]})) is None
+
+
+def test_a_binary_model_of_a_label_with_more_values_is_a_declaration_error() -> None:
+    from itsm_ml.catalog import check_kind
+
+    declared = catalog(
+        params(
+            {
+                "x": {"table": "tickets", "kind": "binary", "label": "x"},
+                "y": {"table": "tickets", "kind": "multiclass", "label": "x"},
+            }
+        )
+    )
+    three = pd.DataFrame({"label_x": ["a", "b", "c", None]})
+    with pytest.raises(ConfigError, match=r"models\.x\.kind: 'binary', but `label_x` has 3"):
+        check_kind(declared.get("x"), three)
+    check_kind(declared.get("y"), three)
+    check_kind(declared.get("x"), three.iloc[:2])

@@ -6,16 +6,15 @@ import json
 from pathlib import Path
 
 import joblib
-import pandas as pd
 import pytest
 
 from itsm_ml import io
-from itsm_ml.catalog import ModelLayout, Skipped, catalog
+from itsm_ml.catalog import ModelLayout, Skipped
 from itsm_ml.config import Params, parse_params
 from itsm_ml.data.sources import load_table
 from itsm_ml.data.split import time_split
 from itsm_ml.data.stage import Layout
-from itsm_ml.training import evaluate, nothing_to_learn, train
+from itsm_ml.training import evaluate, train
 
 GENERATOR = {"kind": "generator", "rows": 1500, "seed": 3}
 
@@ -73,13 +72,3 @@ def test_a_model_without_its_label_in_this_export_is_skipped_saying_why(project:
     assert json.loads(layout.metrics.read_text())["skipped"] is True
     assert "Not trained" in layout.card.read_text()
     assert json.loads(layout.registered.read_text())["skipped"] is True
-
-
-def test_what_makes_a_label_unlearnable() -> None:
-    entry = catalog(params({"x": {"table": "tickets", "kind": "binary", "label": "x"}})).get("x")
-    assert "no `label_x` column" in str(nothing_to_learn(entry, pd.DataFrame({"a": [1]})))
-    empty = pd.DataFrame({"label_x": pd.array([None, None], dtype="string")})
-    assert "is empty in the training split" in str(nothing_to_learn(entry, empty))
-    single = pd.DataFrame({"label_x": ["a", "a", None]})
-    assert "one value only" in str(nothing_to_learn(entry, single))
-    assert nothing_to_learn(entry, pd.DataFrame({"label_x": ["a", "b"]})) is None

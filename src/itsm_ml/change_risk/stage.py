@@ -57,16 +57,9 @@ def build_scorer(
     )
 
 
-def _parts(root: Path, entry: CatalogEntry) -> dict[str, pd.DataFrame]:
-    """The split changes, the entry's label as the outcome the change-risk code reads."""
-    layout = Layout(root, entry.table)
-    parts = {part: io.read_table(layout.split(part)) for part in ("train", "valid", "test")}
-    if entry.label == LABEL:
-        return parts
-    return {
-        part: frame.drop(columns=[LABEL], errors="ignore").rename(columns={entry.label: LABEL})
-        for part, frame in parts.items()
-    }
+def _parts(root: Path) -> dict[str, pd.DataFrame]:
+    layout = Layout(root, "changes")
+    return {part: io.read_table(layout.split(part)) for part in ("train", "valid", "test")}
 
 
 def _labelled(frame: pd.DataFrame, part: str) -> pd.DataFrame:
@@ -77,7 +70,7 @@ def _labelled(frame: pd.DataFrame, part: str) -> pd.DataFrame:
 
 def train(params: Params, entry: CatalogEntry, root: Path) -> StageResult:
 
-    parts = _parts(root, entry)
+    parts = _parts(root)
     train_rows, valid_rows = _labelled(parts["train"], "train"), _labelled(parts["valid"], "valid")
     for name, rows in (("train", train_rows), ("validation", valid_rows)):
         if rows[LABEL].nunique() < 2:
@@ -143,9 +136,7 @@ def _conflict_shares(conflicts: pd.Series) -> dict[str, float]:
     }
 
 
-def evaluate(params: Params, entry: CatalogEntry, root: Path) -> StageResult:
-    import joblib
-
+def evaluate(params: Params, entry: CatalogEntry, root: Path, scorer: Any) -> StageResult:
     from itsm_ml.change_risk import evaluation as rev
     from itsm_ml.evaluation import expected_calibration_error, reliability_figure
     from itsm_ml.model_card import render_change_card
@@ -153,8 +144,7 @@ def evaluate(params: Params, entry: CatalogEntry, root: Path) -> StageResult:
 
     settings = params.change_risk
     layout = ModelLayout(root, entry.name)
-    scorer = joblib.load(layout.model)
-    parts = _parts(root, entry)
+    parts = _parts(root)
     train_rows, valid_rows = _labelled(parts["train"], "train"), _labelled(parts["valid"], "valid")
     test = _labelled(parts["test"], "test")
     if test.empty:

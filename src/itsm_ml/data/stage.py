@@ -20,8 +20,6 @@ from itsm_ml.errors import ValidationFailed
 from itsm_ml.results import StageResult
 from itsm_ml.schemas import schema_for
 
-TABLES = ("tickets", "changes")
-
 
 @dataclass(frozen=True)
 class Layout:

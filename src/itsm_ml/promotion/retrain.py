@@ -19,8 +19,7 @@ from typing import Any
 
 from itsm_ml.data.stage import Layout
 from itsm_ml.promotion.stage import ledger
-
-TABLES = ("tickets", "changes")
+from itsm_ml.schemas import TABLES
 
 
 @dataclass(frozen=True)

@@ -97,16 +97,13 @@ def baseline_guesses(parts: dict[str, pd.DataFrame], entry: CatalogEntry) -> dic
     return found
 
 
-def evaluate(params: Params, entry: CatalogEntry, root: Path) -> StageResult:
-    import joblib
-
+def evaluate(params: Params, entry: CatalogEntry, root: Path, model: Any) -> StageResult:
     from itsm_ml import evaluation as ev
     from itsm_ml.model_card import render_card
     from itsm_ml.tracking import registry
 
     triage = params.triage
     layout = ModelLayout(root, entry.name)
-    model = joblib.load(layout.model)
     parts = _parts(root, entry.table)
     test = parts["test"][parts["test"][entry.label].notna()].reset_index(drop=True)
     if test.empty:
