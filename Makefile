@@ -17,7 +17,7 @@ export UV_PYTHON_DOWNLOADS := never
 # mlflow and great_expectations from source again (imports 2-3x slower, measured).
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: run test lint typecheck unit lab ui serve bench dag experiments help
+.PHONY: run test lint typecheck unit lab ui serve bench dag experiments plots help
 .DEFAULT_GOAL := help
 
 help: ## list the targets
@@ -31,7 +31,7 @@ help: ## list the targets
 
 run: .venv/.synced ## run the whole pipeline on the data set in params.yaml (default: generator)
 	$(RUN) dvc repro
-	@$(RUN) dvc dag
+	@echo; $(RUN) itsm-ml summary
 
 lint: .venv/.synced
 	$(RUN) ruff check src tests pipelines bench
@@ -45,8 +45,10 @@ unit: .venv/.synced
 
 test: lint typecheck unit ## ruff, mypy and the whole test suite (notebooks included)
 
-lab: .venv/.synced ## JupyterLab on the project's environment
-	$(RUN) jupyter lab --notebook-dir=notebooks
+# No browser is opened (servers and containers have none): the log prints the URL with its
+# token. Jupyter refuses to run as root, which CI and many containers are, without --allow-root.
+lab: .venv/.synced ## JupyterLab on the project's environment (open the URL it prints)
+	$(RUN) jupyter lab --notebook-dir=notebooks --no-browser $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
 ui: .venv/.synced ## MLflow UI on the project's tracking store (one worker: 2 cores)
 	$(RUN) mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}" --workers 1
@@ -73,3 +75,11 @@ experiments: .venv/.synced ## the DVC experiments side by side: changed params, 
 
 dag: .venv/.synced ## show the pipeline
 	$(RUN) dvc dag
+
+# The figures the last run wrote, whatever models the catalog holds. Images only: DVC's page
+# then loads no script, where its CSV (vega) plots would fetch vega from a CDN.
+FIGURES = $(wildcard reports/data/*.png reports/models/*/evaluation/*.png reports/drift/*/timeline.png)
+
+plots: .venv/.synced ## every figure of the last run on one page, dvc_plots/index.html (no network needed)
+	@test -n "$(FIGURES)" || { echo "no figures under reports/ yet: make run writes them"; exit 2; }
+	$(RUN) dvc plots show --out dvc_plots $(FIGURES)

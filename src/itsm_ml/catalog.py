@@ -30,8 +30,50 @@ METRICS: dict[Family, dict[str, bool]] = {
     "triage": {"accuracy": True, "macro_f1": True, "ece": False},
     "change_risk": {"auc": True, "brier": False, "ece": False},
 }
+# A yes/no label of tickets (SLA breached, reopened) is judged as a risk score is: how well its
+# probability ranks, then how right it is; accuracy alone rewards the majority class.
+BINARY_TICKET_METRICS: dict[str, bool] = {
+    "auc": True,
+    "pr_auc": True,
+    "accuracy": True,
+    "macro_f1": True,
+    "brier": False,
+    "ece": False,
+}
+
+
+def metrics_of(family: Family, kind: str) -> dict[str, bool]:
+    """The gate's metrics of a model, primary (default) first; True when higher is better."""
+    return BINARY_TICKET_METRICS if family == "triage" and kind == "binary" else METRICS[family]
+
+
 # What change risk learns: the changes table's outcome, which every change source maps.
 CHANGE_OUTCOME = next(c.name for c in CHANGES.columns if c.core and is_label(c.name))
+# What a model is for and the limits a person must know, when params.yaml does not say
+# (`intended_use`, `limits`); stated on its card and in its registry description.
+INTENDED_USE: dict[Family, str] = {
+    "triage": "Suggests a ticket's `{label}` when it is opened; sets it automatically only in"
+    " classes whose threshold reaches the target precision (`triage.target_precision`), and"
+    " offers the top suggestions for a person to choose otherwise.",
+    "change_risk": "Estimates, before a change is implemented, the probability that it fails,"
+    " with a risk band, the reasons and the conflicts with other planned work, so that change"
+    " managers and the CAB spend review effort where the risk is. It approves or rejects"
+    " nothing.",
+}
+LIMITS: dict[Family, tuple[str, ...]] = {
+    "triage": (
+        "Learned from how past tickets were closed: it repeats the desk's habits, mistakes"
+        " included, and knows no reorganisation made after its training data.",
+        "A value it sets automatically takes effect unchecked: a mistake shows only when"
+        " someone changes it later, so watch those changes once it is switched on.",
+    ),
+    "change_risk": (
+        "A risk estimate to plan review effort, not an approval: a low band exempts no change"
+        " from the change process.",
+        "It knows only the failures the export records as such; failures never recorded are"
+        " invisible to it.",
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -46,6 +88,9 @@ class CatalogEntry:
     metric: str
     features: tuple[str, ...] | None
     at_open: str | None
+    owner: str | None = None
+    intended_use: str = ""
+    limits: tuple[str, ...] = ()
 
     @property
     def family(self) -> Family:
@@ -54,7 +99,7 @@ class CatalogEntry:
     @property
     def metrics(self) -> dict[str, bool]:
         """The gate's metrics with this entry's primary metric first."""
-        found = METRICS[self.family]
+        found = metrics_of(self.family, self.kind)
         return {self.metric: found[self.metric], **found}
 
     def feature_columns(self, frame: pd.DataFrame) -> list[str]:
@@ -178,7 +223,7 @@ def catalog(params: Params) -> Catalog:
                 " source maps (change_csv: its `outcome` column)"
             )
         # A primary metric decides "better": only those where higher is better qualify.
-        primaries = [m for m, higher in METRICS[family].items() if higher]
+        primaries = [m for m, higher in metrics_of(family, spec.kind).items() if higher]
         if spec.metric is not None and spec.metric not in primaries:
             raise ConfigError(
                 f"models.{name}.metric: {spec.metric!r}; expected one of"
@@ -191,9 +236,13 @@ def catalog(params: Params) -> Catalog:
                 kind=spec.kind,
                 label=label,
                 registered_model=spec.registered_model or f"{params.project}-{name}",
-                metric=spec.metric or next(iter(METRICS[family])),
+                metric=spec.metric or next(iter(metrics_of(family, spec.kind))),
                 features=spec.features,
                 at_open=spec.at_open,
+                owner=spec.owner,
+                intended_use=spec.intended_use
+                or INTENDED_USE[family].format(label=label.removeprefix(LABEL_PREFIX)),
+                limits=LIMITS[family] if spec.limits is None else spec.limits,
             )
         )
     return Catalog(entries)
@@ -231,12 +280,12 @@ def fit_and_save(entry: CatalogEntry, root: Path, estimator: Any, fit: Callable[
 
 
 def write_registered(registered: Any, layout: ModelLayout) -> None:
-    """Which registry version an evaluation registered (read by drift and the gate)."""
+    """Which registry version an evaluation registered (read by drift and the gate). No run
+    id: it differs on every machine, and this file is tracked in git."""
     io.write_json(
         {
             "name": registered.name,
             "version": registered.version,
-            "run_id": registered.run_id,
             "model_uri": registered.model_uri,
         },
         layout.registered,

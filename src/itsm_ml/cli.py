@@ -350,33 +350,65 @@ def promote(
         Path | None,
         typer.Option(help="Labelled canonical records (.parquet); default: the test split."),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Promote even if a blocking check fails (needs --reason; ledgered and tagged).",
+        ),
+    ] = False,
+    reason: Annotated[
+        str | None, typer.Option(help="Why the failed checks may be overridden (with --force).")
+    ] = None,
     params_path: ParamsOption = Path("params.yaml"),
 ) -> None:
-    """Move `champion` to the challenger if every check of the gate passes.
+    """Move `champion` to the challenger if every blocking check of the gate passes.
 
-    Exit 0: promoted; 4: refused (each check and its figures printed and ledgered); 1: error.
+    Exit 0: promoted (or forced); 4: refused (each check and its figures printed and
+    ledgered); 1: error.
     """
     from itsm_ml.promotion.stage import promote as run_gate
 
+    if force and not (reason and reason.strip()):
+        console.print("[red]error:[/red] --force needs --reason TEXT: say why, for the ledger")
+        raise typer.Exit(EXIT_INVALID)
+    if reason and not force:
+        console.print("[red]error:[/red] --reason goes with --force")
+        raise typer.Exit(EXIT_INVALID)
     params, root = _project(params_path)
     try:
-        decision = run_gate(params, _model_name(params, model), root, window=window)
+        decision = run_gate(
+            params, _model_name(params, model), root, window=window, force_reason=reason
+        )
     except ItsmMlError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(EXIT_INVALID) from exc
-    view = Table(title=f"{decision.model} v{decision.challenger} against "
-                 f"{'champion v' + decision.champion if decision.champion else 'the baselines'}")  # fmt: skip
+    against = f"champion v{decision.champion}" if decision.champion else "the baselines"
+    view = Table(title=f"{decision.model} v{decision.challenger} against {against}")
     for header in ("check", "result", "detail"):
         view.add_column(header)
+    colour = {"pass": "green", "warn": "yellow", "FAIL": "red"}
     for check in decision.checks:
         view.add_row(
-            check.name, "[green]pass[/green]" if check.passed else "[red]FAIL[/red]", check.detail
+            check.name,
+            f"[{colour[check.verdict]}]{check.verdict}[/{colour[check.verdict]}]",
+            escape(check.detail),
         )
     out.print(view)
+    if decision.forced:
+        out.print(
+            f"[yellow]{decision.model} v{decision.challenger} is now champion, FORCED past"
+            f" {len(decision.failed)} failed check(s); reason ledgered: {escape(reason or '')}"
+            "[/yellow]"
+        )
+        raise typer.Exit(EXIT_VALID)
     if decision.passed:
         out.print(f"[green]{decision.model} v{decision.challenger} is now champion.[/green]")
         raise typer.Exit(EXIT_VALID)
-    out.print(f"[red]{decision.model} v{decision.challenger} refused; champion unchanged.[/red]")
+    out.print(
+        f"[red]{decision.model} v{decision.challenger} refused; champion unchanged.[/red]"
+        f" To promote it anyway: itsm-ml promote {model} --force --reason TEXT"
+    )
     raise typer.Exit(EXIT_REFUSED)
 
 
@@ -397,6 +429,26 @@ def rollback(
     out.print(
         f"{entry['model']}: champion is v{entry['version']} again (was v{entry['previous']})."
     )
+
+
+@app.command()
+def summary(params_path: ParamsOption = Path("params.yaml")) -> None:
+    """What the last pipeline run ended with: each model's primary metric beside its best
+    baseline, the share auto-routed, the gate's decision; then where to look."""
+    from itsm_ml.catalog import catalog
+    from itsm_ml.run_summary import WHERE_TO_LOOK, summarise
+
+    params, root = _project(params_path)
+    found = summarise(root, catalog(params))
+    for model in found:
+        mark = "[green]serving[/green]" if model.serving else "[yellow]not serving[/yellow]"
+        out.print(f"[bold]{model.name}[/bold] ({mark}): {escape(model.quality)}")
+        if model.routed:
+            out.print(f"    {escape(model.routed)}")
+        out.print(f"    gate: {escape(model.gate)}")
+    out.print()
+    for command, what in WHERE_TO_LOOK:
+        out.print(f"  [bold]{command:<11}[/bold] {what}")
 
 
 @app.command()
@@ -461,8 +513,12 @@ def history(
         view.add_column(header)
     for entry in ledger(root).entries(name):
         if entry["event"] == "decision":
-            failed = [c["name"] for c in entry["checks"] if not c["passed"]]
+            failed = [
+                c["name"] for c in entry["checks"] if not c["passed"] and c.get("blocking", True)
+            ]
             outcome = "passed" if entry["passed"] else "refused: " + "; ".join(failed)
+            if entry.get("forced"):
+                outcome = f"FORCED past: {'; '.join(failed)}; reason: {entry['reason']}"
             against = f"champion v{entry['champion']}" if entry["champion"] else "no champion"
             version = f"v{entry['challenger']} ({against})"
         elif entry["event"] == "rollback":

@@ -416,6 +416,24 @@ class ModelSpec(_Strict):
         description="Column holding the label's value as set at open (the keep-at-open"
         " baseline); none: the column named like the label, when the table has it.",
     )
+    owner: str | None = Field(
+        None,
+        min_length=1,
+        description="Who answers for the model (a team); stated on its card. None: the card"
+        " says no owner is declared.",
+    )
+    intended_use: str | None = Field(
+        None,
+        min_length=1,
+        description="What the model is for, in a sentence or two, on its card; none: its"
+        " family's (triage: suggest at open, set only where the target precision holds;"
+        " change risk: focus review, not approve).",
+    )
+    limits: tuple[str, ...] | None = Field(
+        None,
+        description="Known limits stated on its card, before those the evaluation finds;"
+        " none: its family's; [] for none.",
+    )
 
     @field_validator("features")
     @classmethod
@@ -450,7 +468,19 @@ class TriageModelParams(_Strict):
     learning_rate: float = Field(0.05, gt=0, le=1)
     num_leaves: int = Field(31, ge=2)
     min_child_samples: PositiveInt = 20
-    early_stopping_rounds: PositiveInt = 30
+    early_stopping_rounds: PositiveInt = Field(
+        30, description="Rounds without a better validation error before the booster stops."
+    )
+    min_boosting_rounds: PositiveInt = Field(
+        50, description="The booster never stops before this many rounds."
+    )
+    logistic_c: float = Field(1.0, gt=0, description="Regularisation (C) of the logistic model.")
+    candidates: tuple[Literal["text", "logistic", "booster", "blend"], ...] = Field(
+        ("text", "logistic", "booster", "blend"),
+        min_length=1,
+        description="Models tried; the best on the validation split is kept (text needs text;"
+        " blend averages the others).",
+    )
 
 
 class TriageParams(_Strict):
@@ -673,6 +703,11 @@ class PromotionParams(_Strict):
     )
     min_routed: PositiveInt = Field(
         20, description="Auto-routed tickets a class needs on the window to judge its precision."
+    )
+    block_on_data_drift: bool = Field(
+        False,
+        description="Refuse a model whose current data drifted from its training data, even"
+        " when its realised performance holds (default: a warning, shown and ledgered).",
     )
 
 

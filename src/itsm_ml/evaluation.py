@@ -32,6 +32,29 @@ def classification_metrics(truth: pd.Series, predicted: pd.Series) -> dict[str, 
     }
 
 
+def positive_class(classes: Collection[Any]) -> str:
+    """Which of a yes/no label's two values is the event: the last in sorted order, so
+    True > False, yes > no, 1 > 0 (the same column `predict_proba` gives it)."""
+    return sorted(str(c) for c in classes)[-1]
+
+
+def binary_metrics(truth: pd.Series, score: np.ndarray, positive: str) -> dict[str, float]:
+    """ROC AUC, PR-AUC and Brier score of a score for `positive`; Brier only means something
+    for a probability, so pass one (a margin's AUC and PR-AUC are still right)."""
+    from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+
+    event = (truth.astype(str) == positive).to_numpy()
+    score = np.asarray(score, dtype=float)
+    both = len(set(event.tolist())) == 2
+    nan = float("nan")
+    inside = bool(len(score)) and bool(np.all((score >= 0) & (score <= 1)))
+    return {
+        "auc": float(roc_auc_score(event, score)) if both else nan,
+        "pr_auc": float(average_precision_score(event, score)) if both else nan,
+        "brier": float(brier_score_loss(event, score)) if inside else nan,
+    }
+
+
 def per_class_metrics(truth: pd.Series, predicted: pd.Series) -> pd.DataFrame:
     """Support, precision, recall and F1 per true class, largest classes first."""
     frame = pd.DataFrame({"truth": truth.to_numpy(), "predicted": predicted.to_numpy()})

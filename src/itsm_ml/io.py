@@ -91,10 +91,20 @@ def write_csv_for_humans(frame: pd.DataFrame, path: Path) -> None:
         safe.to_csv(tmp, index=False)
 
 
+def figure_png(figure: Any) -> bytes:
+    """A matplotlib figure as the PNG bytes `save_figure` writes; the figure stays open."""
+    from io import BytesIO
+
+    buffer = BytesIO()
+    figure.savefig(buffer, dpi=90, format="png")
+    return buffer.getvalue()
+
+
 def save_figure(figure: Any, path: Path) -> None:
     """A matplotlib figure as PNG, written atomically, and closed (figures pile up in memory)."""
     import matplotlib.pyplot as plt
 
+    png = figure_png(figure)
     with atomic_path(path) as tmp:
-        figure.savefig(tmp, dpi=90, format="png")
+        tmp.write_bytes(png)
     plt.close(figure)

@@ -1,4 +1,5 @@
-"""Model cards: what a model was trained on, how well it does against baselines, its limits."""
+"""Model cards: what a model is for and who owns it, what it was trained on, how well it does
+against baselines, its limits. The card is also its registry version's description."""
 
 from __future__ import annotations
 
@@ -11,6 +12,20 @@ def _pct(value: float) -> str:
     return "n/a" if pd.isna(value) else f"{value:.1%}"
 
 
+def _intended_use(intended_use: str, owner: str | None) -> list[str]:
+    """What the model is for and who answers for it (`models:` in params.yaml)."""
+    return [
+        "## Intended use",
+        "",
+        intended_use,
+        "",
+        f"Owner: {owner}."
+        if owner
+        else "Owner: none declared (set `owner` for this model under `models:` in params.yaml).",
+        "",
+    ]
+
+
 def render_card(
     *,
     target: str,
@@ -21,6 +36,8 @@ def render_card(
     baselines: dict[str, dict[str, float]],
     per_class: pd.DataFrame,
     coverage_per_class: pd.DataFrame,
+    intended_use: str,
+    owner: str | None,
     limits: list[str],
 ) -> str:
     rows = [f"| this model | {metrics['accuracy']:.3f} | {metrics['macro_f1']:.3f} |"]
@@ -47,6 +64,7 @@ def render_card(
             "opened. Registered in MLflow with the alias `challenger`; the promotion gate decides",
             "`champion`.",
             "",
+            *_intended_use(intended_use, owner),
             "## Data",
             "",
             f"- Source: {data['source']}",
@@ -110,6 +128,8 @@ def render_change_card(
     band_targets: dict[str, str],
     bands_valid: pd.DataFrame,
     bands_test: pd.DataFrame,
+    intended_use: str,
+    owner: str | None,
     limits: list[str],
 ) -> str:
     def row(name: str, m: dict[str, float]) -> str:
@@ -130,6 +150,7 @@ def render_change_card(
             " conflicts with other planned work. Registered in MLflow with the alias"
             " `challenger`; the promotion gate decides `champion`.",
             "",
+            *_intended_use(intended_use, owner),
             "## Data",
             "",
             f"- Source: {data['source']}",

@@ -46,7 +46,8 @@ def ran(result: subprocess.CompletedProcess[str]) -> set[str]:
 
 
 def run_python(project: Path, code: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{project}/mlflow.db"}
+    # Wide enough that rich does not wrap the words a test looks for across table rows.
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{project}/mlflow.db", "COLUMNS": "400"}
     return subprocess.run(
         [sys.executable, "-c", code],
         cwd=project,
@@ -178,7 +179,14 @@ def test_drift_of_every_registered_model_is_reported_and_logged(project: Path) -
         assert (out / "timeline.png").read_bytes()[:4] == b"\x89PNG"
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project}/mlflow.db")
     version = client.get_model_version_by_alias("itsm-change-risk", "challenger")
+    # The gate weighs data drift and performance drift apart: both are on the version.
     assert "drift.alert_windows" in version.tags
+    for key in ("drift.data_alert_at_end", "drift.performance_alert_at_end"):
+        assert version.tags[key] in ("True", "False")
+    assert version.tags["drift.performance_metric"] == "auc"
+    # No run id in the tracked file: it would differ on every machine.
+    registered = json.loads((project / "reports/models/change-risk/registered.json").read_text())
+    assert set(registered) == {"name", "version", "model_uri"}
     artifacts = {a.path for a in client.list_artifacts(version.run_id, "drift")}
     assert artifacts == {
         "drift/drift.html",
@@ -305,8 +313,32 @@ def test_the_gate_ledgers_every_decision_and_survives_a_crash_before_the_move(
     assert again.returncode == 1 and "already is the champion" in again.stderr
     back = cli(project, "rollback", "category")
     assert back.returncode == 0 and champion(project, name) == "1"
+    # A margin no model reaches: refused, with the way forward; forced only with a reason.
+    set_param(project, "promotion.margin", 0.5)
+    try:
+        refused = cli(project, "promote", "category")
+        assert refused.returncode == 4 and "--force --reason" in refused.stdout
+        assert "below the required margin of 0.5" in refused.stdout
+        no_reason = cli(project, "promote", "category", "--force")
+        assert no_reason.returncode == 1 and "--force needs --reason" in no_reason.stderr
+        forced = cli(project, "promote", "category", "--force", "--reason", "CAB-42 approved")
+        assert forced.returncode == 0 and "FORCED" in forced.stdout, forced.stdout
+    finally:
+        set_param(project, "promotion.margin", 0.0)
+    assert champion(project, name) == "2"
+    decision = [e for e in ledger(project, name) if e["event"] == "decision"][-1]
+    assert decision["forced"] is True and decision["reason"] == "CAB-42 approved"
+    assert ledger(project, name)[-1]["reason"] == "CAB-42 approved"  # the move says so too
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project}/mlflow.db")
+    tags = client.get_model_version(name, "2").tags
+    assert tags["promotion.decision"] == "forced" and tags["promotion.reason"] == "CAB-42 approved"
+    back = cli(project, "rollback", "category")
+    assert back.returncode == 0 and champion(project, name) == "1"
     shown = cli(project, "history", "category")
     assert shown.returncode == 0 and "rollback" in shown.stdout and "alias moved" in shown.stdout
+    assert "FORCED past" in shown.stdout and "CAB-42 approved" in shown.stdout
 
 
 def test_monitor_watches_each_champion_and_exits_3_when_labels_move(project: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from itsm_ml.catalog import ModelLayout, catalog
+from itsm_ml.catalog import INTENDED_USE, LIMITS, ModelLayout, catalog
 from itsm_ml.config import Params, load_params, parse_params
 from itsm_ml.errors import ConfigError
 
@@ -100,8 +100,12 @@ def test_keep_at_open_is_the_column_named_like_the_label_when_present() -> None:
             r"models\.x\.metric: 'ece'; expected one of auc for a model",
         ),
         (
-            {"x": {"table": "tickets", "kind": "binary", "label": "f", "metric": "auc"}},
+            {"x": {"table": "tickets", "kind": "multiclass", "label": "f", "metric": "auc"}},
             r"models\.x\.metric: 'auc'; expected one of accuracy, macro_f1 for a model of",
+        ),
+        (
+            {"x": {"table": "tickets", "kind": "binary", "label": "f", "metric": "brier"}},
+            r"models\.x\.metric: 'brier'; expected one of auc, pr_auc, accuracy, macro_f1",
         ),
     ],
 )
@@ -128,6 +132,62 @@ def test_what_the_schema_cannot_check_names_the_params_key(
 def test_the_schema_names_the_params_key(models: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         params(models)
+
+
+def test_owner_use_and_limits_are_carried_or_default_to_the_family() -> None:
+    declared = {
+        "owner": "service-desk-analytics",
+        "intended_use": "Suggests an assignment group at ticket open.",
+        "limits": ["Not for security incidents."],
+    }
+    found = catalog(
+        params(
+            {
+                "team": {"table": "tickets", "kind": "multiclass", "label": "assignment_group"},
+                "routing": {
+                    "table": "tickets",
+                    "kind": "multiclass",
+                    "label": "assignment_group",
+                    **declared,
+                },
+                "risk": {"table": "changes", "kind": "binary", "label": "failed", "limits": []},
+            }
+        )
+    )
+    routing = found.get("routing")
+    assert (routing.owner, routing.intended_use, routing.limits) == (
+        "service-desk-analytics",
+        "Suggests an assignment group at ticket open.",
+        ("Not for security incidents.",),
+    )
+    team = found.get("team")
+    assert team.owner is None
+    assert team.intended_use == INTENDED_USE["triage"].format(label="assignment_group")
+    assert "`assignment_group` when it is opened" in team.intended_use
+    assert team.limits == LIMITS["triage"]
+    risk = found.get("risk")
+    assert risk.intended_use == INTENDED_USE["change_risk"]
+    assert risk.limits == ()  # [] states no limit beyond those the evaluation finds
+
+
+def test_the_project_catalog_names_an_owner_and_a_use_for_every_model() -> None:
+    for entry in catalog(load_params(ROOT / "params.yaml")):
+        assert entry.owner and entry.intended_use, entry.name
+        assert entry.intended_use not in INTENDED_USE.values(), entry.name
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("owner", "", r"models\.x\.owner"),
+        ("intended_use", "", r"models\.x\.intended_use"),
+        ("limits", "one sentence, not a list", r"models\.x\.limits"),
+        ("owners", "typo", r"models\.x\.owners"),
+    ],
+)
+def test_card_fields_are_checked_naming_the_key(field: str, value: object, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        params({"x": {"table": "tickets", "kind": "binary", "label": "f", field: value}})
 
 
 def test_an_unknown_model_lists_the_catalog() -> None:

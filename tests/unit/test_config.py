@@ -160,6 +160,7 @@ def with_value(raw: dict[str, Any], key: str, value: object) -> dict[str, Any]:
         ("triage.target_precision", "0.8", 0.8),
         ("drift.persistence", "3", 3),
         ("split.seed", "7", 7),
+        ("models.routing.owner", "it-operations", "it-operations"),
     ],
 )
 def test_project_params_survive_dvc_exp_run_set(

@@ -2,7 +2,8 @@
 
 LightGBM on the change's attributes (numeric metrics, team, CI, type, history features),
 early-stopped on a time-ordered validation slice; probabilities calibrated on that slice
-(Platt scaling of the raw score, monotone so the ranking and AUC stay as they are), then a
+(by the method that slice chooses: none, temperature, Platt or isotonic, all monotone in the
+raw score so the ranking and AUC stay as they are; `itsm_ml.calibration`), then a
 refit on train + validation whose scores are mapped back onto the calibrated scale; risk
 bands whose thresholds catch given shares of the validation failures; and for every change
 its largest contributions (LightGBM's SHAP values) with their direction.
@@ -17,6 +18,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
+from itsm_ml.calibration import choose_calibrator
 from itsm_ml.change_risk.features.featurizer import ChangeFeaturizer
 
 OTHER = "__other__"
@@ -68,7 +70,6 @@ class ChangeRiskModel(BaseEstimator):  # type: ignore[misc]
         self, X: pd.DataFrame, y: pd.Series, X_valid: pd.DataFrame, y_valid: pd.Series
     ) -> ChangeRiskModel:
         import lightgbm as lgb
-        from sklearn.linear_model import LogisticRegression
 
         y, y_valid = _binary(y), _binary(y_valid)
         if len(set(y)) < 2 or len(set(y_valid)) < 2:
@@ -109,8 +110,14 @@ class ChangeRiskModel(BaseEstimator):  # type: ignore[misc]
             callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)],
         )
         self.alignment_ = (1.0, 0.0)
-        raw = self._raw(X_valid).reshape(-1, 1)
-        self.calibrator_ = LogisticRegression(C=1e6).fit(raw, y_valid)
+        # The calibrator is chosen on the validation changes (none, temperature, Platt,
+        # isotonic: the one with the lowest cross-fitted ECE, never worse than none there).
+        self.calibrator_ = choose_calibrator(
+            _two_columns(self._raw(X_valid)),
+            np.asarray(y_valid, dtype=int),
+            seed=self.random_state,
+            tolerance=0.01,
+        )
         valid_probability = self.predict_proba(X_valid)[:, 1]
         self.band_thresholds_ = _band_thresholds(valid_probability, y_valid, self.bands)
         # Kept for the model card: after the refit the validation changes are training data,
@@ -166,8 +173,8 @@ class ChangeRiskModel(BaseEstimator):  # type: ignore[misc]
         if not calibrated:
             return np.asarray(1 / (1 + np.exp(-raw)), dtype=float)
         slope, intercept = self.alignment_
-        aligned = (slope * raw + intercept).reshape(-1, 1)
-        return np.asarray(self.calibrator_.predict_proba(aligned)[:, 1], dtype=float)
+        aligned = _two_columns(slope * raw + intercept)
+        return np.asarray(self.calibrator_.transform(aligned)[:, 1], dtype=float)
 
     def band(self, probability: np.ndarray) -> np.ndarray:
         """The highest band whose threshold the probability reaches; 'low' below them all."""
@@ -310,3 +317,8 @@ class ChangeRiskScorer(BaseEstimator):  # type: ignore[misc]
     def settings(self) -> dict[str, Any]:
         """The featurizer's and the model's parameters in one flat dict, as MLflow logs them."""
         return {**self.featurizer.get_params(), **self.model.get_params()}
+
+
+def _two_columns(log_odds: np.ndarray) -> np.ndarray:
+    """A failure's log-odds as the (success, failure) scores the calibrators take."""
+    return np.column_stack([np.zeros_like(log_odds), log_odds])

@@ -82,8 +82,8 @@ def train(params: Params, entry: CatalogEntry, root: Path) -> StageResult:
     scorer = build_scorer(params.change_risk, *split_features(train_rows, columns))
     seconds = fit_and_save(entry, root, scorer, lambda: scorer.fit(train_rows, valid_rows))
     layout = ModelLayout(root, entry.name)
+    # No durations in this file: it is tracked in git and must not change when nothing did.
     summary = {
-        "fit_seconds": round(seconds, 2),
         "train_rows": len(train_rows),
         "valid_rows": len(valid_rows),
         "train_failures": int(train_rows[LABEL].sum()),
@@ -94,7 +94,8 @@ def train(params: Params, entry: CatalogEntry, root: Path) -> StageResult:
     io.write_json(summary, layout.train_summary)
     return StageResult(
         f"{summary['boosting_rounds']} rounds on {summary['train_rows']:,} changes"
-        f" ({summary['train_failures']:,} failed), {len(summary['features'])} features",
+        f" ({summary['train_failures']:,} failed), {len(summary['features'])} features;"
+        f" fitted in {seconds:.0f} s",
         summary,
     )
 
@@ -240,7 +241,9 @@ def evaluate(params: Params, entry: CatalogEntry, root: Path, scorer: Any) -> St
         },
         bands_valid=bands_valid,
         bands_test=bands_test,
-        limits=_limits(scorer, test),
+        intended_use=entry.intended_use,
+        owner=entry.owner,
+        limits=[*entry.limits, *_limits(scorer, test)],
     )
     card_path = layout.card
     io.write_text(card, card_path)
@@ -277,6 +280,7 @@ def evaluate(params: Params, entry: CatalogEntry, root: Path, scorer: Any) -> St
         input_example=example.reset_index(drop=True),
         code_path=Path(__file__).parents[1],
         dataset_name=entry.table,
+        description=card,
     )
     write_registered(registered, layout)
     write_headline(layout, entry, metrics, baselines)

@@ -6,7 +6,7 @@ a file layout change happens here only. Logic lives in the modules they call.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -107,15 +107,18 @@ def validate(params: Params, table: str, root: Path) -> ValidationReport:
     outcome = validate_loaded(
         table, table_params.source, io.read_table(layout.raw), table_params.validation
     )
-    write_report(outcome.report, layout.validation_report)
-    io.write_json(outcome.report.metrics(), layout.validation_metrics)
-    if not outcome.report.passed:
+    # No time of checking: the report is tracked in git and must not change when the data
+    # did not (DVC records when the stage ran).
+    report = replace(outcome.report, checked_at=None)
+    write_report(report, layout.validation_report)
+    io.write_json(report.metrics(), layout.validation_metrics)
+    if not report.passed:
         raise ValidationFailed(
-            f"{outcome.report.summary()}\nReport: {layout.validation_report.with_suffix('.html')}"
+            f"{report.summary()}\nReport: {layout.validation_report.with_suffix('.html')}"
         )
     io.write_csv_for_humans(outcome.quarantine, layout.quarantine)
     io.write_table(outcome.valid_rows, layout.validated)
-    return outcome.report
+    return report
 
 
 def split(params: Params, table: str, root: Path) -> StageResult:

@@ -87,7 +87,7 @@ class ValidationReport:
     results: tuple[RuleResult, ...]
     quarantined_rows: int
     max_quarantine_share: float
-    checked_at: str
+    checked_at: str | None  # None in the pipeline's reports: they are tracked in git
 
     @property
     def quarantine_share(self) -> float:
@@ -440,11 +440,12 @@ def render_html(report: ValidationReport) -> str:
             f"<td>{esc(r.observed)}<ul>{examples}</ul></td></tr>"
         )
     summary = esc(report.summary()).replace("\n", "<br>")
+    checked = f"checked {esc(report.checked_at)} &middot;" if report.checked_at else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>Validation of {esc(report.table)}</title><style>{_CSS}</style></head>
 <body><h1>Validation of <code>{esc(report.table)}</code></h1>
-<p>Source: <code>{esc(report.source)}</code> &middot; checked {esc(report.checked_at)} &middot;
+<p>Source: <code>{esc(report.source)}</code> &middot; {checked}
 {report.rows} rows &middot; {report.quarantined_rows} quarantined
 ({report.quarantine_share:.2%}, limit {report.max_quarantine_share:.2%})</p>
 <div class="verdict {verdict}">{summary}</div>

@@ -1,12 +1,16 @@
-"""How a drift run is shown: a static HTML page (inline CSS, no network) and a timeline plot."""
+"""How a drift run is shown: a static HTML page (inline CSS, the timeline plot inline as a data
+URI: one file that renders with no network) and the timeline plot."""
 
 from __future__ import annotations
 
+import base64
 import html
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
+
+from itsm_ml import io
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -17,6 +21,7 @@ table{border-collapse:collapse;margin:1rem 0}th,td{border:1px solid #ccc;padding
 text-align:left;vertical-align:top}th{background:#f3f3f3}.bad{color:#b00020;font-weight:600}
 .ok{color:#1b5e20}.muted{color:#777}.verdict{padding:.6rem 1rem;margin:1rem 0;border-radius:4px}
 .verdict.alert{background:#fdecea}.verdict.quiet{background:#e8f5e9}
+img{max-width:100%;height:auto}
 """
 
 
@@ -89,9 +94,29 @@ def _check_html(check: dict[str, Any] | None) -> str:
     )
 
 
+def _timeline_html(timeline: Figure | None) -> str:
+    """The timeline figure as an inline PNG: the page needs neither the PNG beside it nor a
+    network (it travels alone, as an MLflow artifact or by mail)."""
+    if timeline is None:
+        return ""
+    data = base64.b64encode(io.figure_png(timeline)).decode("ascii")
+    alt = (
+        "Per window: each feature's statistic against its threshold (top); estimated and"
+        " realised performance, alerts shaded (bottom)"
+    )
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
+
+
 def render_html(
-    model: str, version: str, summary: dict[str, Any], reports: list[dict[str, Any]]
+    model: str,
+    version: str,
+    summary: dict[str, Any],
+    reports: list[dict[str, Any]],
+    *,
+    timeline: Figure | None = None,
 ) -> str:
+    """The drift page; with `timeline` (the figure of `timeline_figure`), the figure inline
+    under the verdict. The figure stays open: the caller saves or closes it."""
     esc = html.escape
     alerts = summary["alert_windows"]
     verdict = "alert" if alerts else "quiet"
@@ -133,6 +158,7 @@ def render_html(
 {esc(str(summary["window"]))} &middot; persistence {summary["persistence"]} &middot;
 no verdict below {summary["min_window"]} rows</p>
 <div class="verdict {verdict}">{esc(headline)}</div>
+{_timeline_html(timeline)}
 <table><thead><tr><th>window</th><th>rows</th><th>verdict</th><th>drifted features</th>
 <th>performance</th></tr></thead><tbody>{"".join(rows)}</tbody></table>
 </body></html>

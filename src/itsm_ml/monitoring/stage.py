@@ -244,7 +244,7 @@ def load_profiles(path: Path) -> dict[str, Any]:
 def drift(params: Params, item: str, root: Path) -> Any:
     import joblib
 
-    from itsm_ml.monitoring.drift import ReferenceProfile
+    from itsm_ml.monitoring.drift import ReferenceProfile, persistent_alerts
     from itsm_ml.monitoring.report import render_html, timeline_figure
 
     target = monitored(params, item, root)
@@ -286,6 +286,13 @@ def drift(params: Params, item: str, root: Path) -> Any:
     judged = [r["has_verdict"] for r in reports]
     errors = (performance.estimated - performance.realised).abs()[judged]
     registered = _registered(target.registered)
+    # The gate weighs the two kinds apart: data drift warns, performance drift blocks.
+    data_alerts = persistent_alerts([r["drifted"] for r in reports], params.drift.persistence)
+    performance_alerts = persistent_alerts(
+        [r["performance_check"]["drifted"] for r in reports], params.drift.persistence
+    )
+    verdicts = [r["performance_check"] for r in reports if r["performance_check"]["has_verdict"]]
+    last = verdicts[-1] if verdicts else {"estimated": float("nan"), "realised": float("nan")}
     summary = {
         "model": registered.get("name", item),
         "version": registered.get("version", "unknown"),
@@ -295,6 +302,12 @@ def drift(params: Params, item: str, root: Path) -> Any:
         "performance_drifted_windows": int(sum(r["performance_check"]["drifted"] for r in reports)),
         "alert_windows": int(sum(alerts)),
         "alert_at_end": bool(alerts[-1]) if alerts else False,
+        "data_alert_windows": int(sum(data_alerts)),
+        "data_alert_at_end": bool(data_alerts[-1]) if data_alerts else False,
+        "performance_alert_windows": int(sum(performance_alerts)),
+        "performance_alert_at_end": bool(performance_alerts[-1]) if performance_alerts else False,
+        "last_estimated": float(last["estimated"]),
+        "last_realised": float(last["realised"]),
         "persistence": params.drift.persistence,
         "min_window": params.drift.min_window,
         "window": params.drift.window_period or f"{params.drift.window_rows} rows",
@@ -305,11 +318,12 @@ def drift(params: Params, item: str, root: Path) -> Any:
     out = drift_folder(root, item)
     io.write_json({"summary": summary, "windows": reports}, out / "drift.json")
     io.write_json(summary, out / "metrics.json")
-    io.write_text(
-        render_html(summary["model"], str(summary["version"]), summary, reports), out / "drift.html"
-    )
     figure = timeline_figure(
         reports, performance, f"{summary['model']} v{summary['version']}: drift per window"
+    )
+    io.write_text(
+        render_html(summary["model"], str(summary["version"]), summary, reports, timeline=figure),
+        out / "drift.html",
     )
     io.save_figure(figure, out / "timeline.png")
     profiles_file = profile_path(root, item)
@@ -338,7 +352,7 @@ def _log_to_registry(
 ) -> None:
     """The drift figures on the model version they judge, its run and its tags; and the
     reference profiles, which `itsm-ml monitor` reads back for the version serving."""
-    if not registered.get("run_id"):
+    if not registered.get("version"):
         return
     import mlflow
 
@@ -346,6 +360,10 @@ def _log_to_registry(
 
     registry.configure(root)
     client = mlflow.MlflowClient()
+    # The run is looked up, not read from the file: run ids differ on every machine, and the
+    # file is tracked in git.
+    run_id = client.get_model_version(registered["name"], str(registered["version"])).run_id
+    registered = {**registered, "run_id": run_id}
     for name in ("drift.html", "timeline.png", "drift.json"):
         client.log_artifact(registered["run_id"], str(out / name), "drift")
     client.log_artifact(registered["run_id"], str(profiles), PROFILE_FOLDER)
@@ -355,6 +373,12 @@ def _log_to_registry(
         "performance_drifted_windows",
         "alert_windows",
         "alert_at_end",
+        "data_alert_windows",
+        "data_alert_at_end",
+        "performance_alert_windows",
+        "performance_alert_at_end",
+        "last_estimated",
+        "last_realised",
         "estimate_mean_abs_error",
     )
     for key in keys:
@@ -365,3 +389,9 @@ def _log_to_registry(
         client.set_model_version_tag(
             registered["name"], str(registered["version"]), f"drift.{key}", str(value)
         )
+    client.set_model_version_tag(
+        registered["name"],
+        str(registered["version"]),
+        "drift.performance_metric",
+        summary["performance_metric"],
+    )

@@ -21,6 +21,7 @@ from itsm_ml.promotion.gate import (
     actor,
     compare,
     drift_check,
+    performance_check,
     routing_check,
     validation_check,
     window_metrics,
@@ -55,7 +56,7 @@ def _baseline(
     """The best of the simple baselines on the window, for a first version."""
     from itsm_ml.change_risk import stage as change_risk_stages
     from itsm_ml.change_risk.evaluation import risk_metrics
-    from itsm_ml.triage import stage as triage_stages
+    from itsm_ml.triage.baselines import cheap_guesses
 
     train = io.read_table(Layout(root, target.table).split("train"))
     truth = frame[target.label]
@@ -66,17 +67,32 @@ def _baseline(
             for name, (guess, calibrated) in guesses.items()
         }
     else:
-        parts = {"train": train, "test": frame}
+        # What the desk has without a model; the learned baselines are the evaluation's.
         found = {
             name: window_metrics(
-                entry.family, pd.DataFrame({"label": guess, "probability": 1.0}), truth
+                entry.family,
+                pd.DataFrame({"label": guess.labels, "probability": 1.0}),
+                truth,
+                entry.kind,
             )
-            for name, guess in triage_stages.baseline_guesses(parts, entry).items()
+            for name, guess in cheap_guesses(train, frame, entry).items()
         }
     primary = entry.metric
     name = max(found, key=lambda n: found[n][primary])
     # A baseline's confidence means nothing: compare on the primary metric only.
     return name, {primary: found[name][primary]}
+
+
+def baseline_phrase(name: str, label: str) -> str:
+    """How a figure's sentence ends for a baseline: "... < 0.977 when the category set at
+    open is kept"."""
+    from itsm_ml.triage.baselines import AT_OPEN, MAJORITY
+
+    known = {
+        AT_OPEN: f"when the {label.removeprefix('label_')} set at open is kept",
+        MAJORITY: "of always answering the most frequent class",
+    }
+    return known.get(name, f"of the baseline '{name}'")
 
 
 def promote(
@@ -85,13 +101,15 @@ def promote(
     root: Path,
     *,
     window: Path | None = None,
+    force_reason: str | None = None,
 ) -> Decision:
-    """Run the gate for one model; ledger the decision; move `champion` only if it passed."""
-    import mlflow
+    """Run the gate for one model; ledger the decision; move `champion` only if it passed,
+    or if `force_reason` says why it moves past the failed checks (ledgered and tagged)."""
 
     from itsm_ml.monitoring.stage import monitored
     from itsm_ml.tracking.registry import CHALLENGER, CHAMPION
 
+    reason = _reason(force_reason)  # before any work: a forced run without a reason is an error
     entry = catalog(params).get(item)
     target = monitored(params, item, root)
     client = registry.client(root)
@@ -104,27 +122,35 @@ def promote(
         raise NothingToPromote(f"{name} v{challenger.version} already is the champion")
     frame = _window(target, root, window)
     truth = frame[target.label]
-    answer = mlflow.pyfunc.load_model(f"models:/{name}/{challenger.version}").predict(frame)
-    measured = window_metrics(entry.family, answer, truth)
+    answer = _answer(f"models:/{name}/{challenger.version}", frame)
+    measured = window_metrics(entry.family, answer, truth, entry.kind)
     # Lineage and validation were tagged on the training run, drift on the version itself.
     tags = {**client.get_run(challenger.run_id).data.tags, **challenger.tags}
     checks: list[Check] = [validation_check(tags)]
     if champion is not None:
-        previous = mlflow.pyfunc.load_model(f"models:/{name}/{champion.version}").predict(frame)
-        reference = window_metrics(entry.family, previous, truth)
+        previous = _answer(f"models:/{name}/{champion.version}", frame)
+        reference = window_metrics(entry.family, previous, truth, entry.kind)
         checks.append(
             compare(
                 entry.metrics,
                 measured,
                 reference,
-                f"champion v{champion.version}",
+                f"of champion v{champion.version}",
                 params.promotion,
+                check_name=f"beats champion v{champion.version} on the latest labelled window",
             )
         )
     else:
         baseline, figures = _baseline(params, entry, target, root, frame)
         checks.append(
-            compare(entry.metrics, measured, figures, f"baseline ({baseline})", params.promotion)
+            compare(
+                entry.metrics,
+                measured,
+                figures,
+                baseline_phrase(baseline, entry.label),
+                params.promotion,
+                check_name="beats the best simple baseline on the latest labelled window",
+            )
         )
     suggest_only: tuple[str, ...] = ()
     if "auto_route" in answer:
@@ -132,23 +158,26 @@ def promote(
             answer, truth, params.triage.target_precision, params.promotion.min_routed
         )
         checks.append(check)
-    checks.append(drift_check(tags))
+    checks.append(performance_check(tags))
+    checks.append(drift_check(tags, blocking=params.promotion.block_on_data_drift))
     decision = Decision(
         name,
         str(challenger.version),
         str(champion.version) if champion else None,
         tuple(checks),
         suggest_only,
+        forced_reason=reason,
     )
     book = ledger(root)
     book.append({"event": "decision", "actor": actor(), **decision.to_dict()})
-    client.set_model_version_tag(
-        name,
-        str(challenger.version),
-        "promotion.decision",
-        "passed" if decision.passed else "refused",
-    )
-    if decision.passed:
+    outcome = "passed" if decision.passed else "forced" if decision.forced else "refused"
+    client.set_model_version_tag(name, str(challenger.version), "promotion.decision", outcome)
+    if decision.forced:
+        client.set_model_version_tag(name, str(challenger.version), "promotion.forced_by", actor())
+        client.set_model_version_tag(
+            name, str(challenger.version), "promotion.reason", str(decision.forced_reason)
+        )
+    if decision.promoted:
         if suggest_only:
             client.set_model_version_tag(
                 name, str(challenger.version), "suggest_only", json.dumps(list(suggest_only))
@@ -162,10 +191,30 @@ def promote(
                 "alias": CHAMPION,
                 "version": str(challenger.version),
                 "previous": decision.champion,
+                **({"forced": True, "reason": decision.forced_reason} if decision.forced else {}),
             }
         )
     io.write_json(decision.to_dict(), decision_path(root, entry.name))
     return decision
+
+
+def _answer(uri: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """A registered version's answer on the window, given only the columns its signature
+    names (labels, ids and times would be ignored by it, with a warning each call)."""
+    import mlflow
+
+    model = mlflow.pyfunc.load_model(uri)
+    schema = model.metadata.get_input_schema()
+    names = schema.input_names() if schema is not None else list(frame.columns)
+    return pd.DataFrame(model.predict(frame[[c for c in names if c in frame]]))
+
+
+def _reason(force_reason: str | None) -> str | None:
+    if force_reason is None:
+        return None
+    if not force_reason.strip():
+        raise ItsmMlError("--force needs --reason: say why the failed checks may be overridden")
+    return force_reason.strip()
 
 
 def decision_path(root: Path, item: str) -> Path:

@@ -2,15 +2,19 @@
 
 Every training run records its parameters, metrics, plots, the git commit and the DVC hashes
 of its input data as tags, and its input datasets, so each model version traces back to the
-exact code and data. New versions get the alias `challenger`; only the promotion gate moves
-`champion`.
+exact code and data, and carries its model card as its description. New versions get the alias
+`challenger`; only the promotion gate moves `champion`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import re
 import subprocess
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -25,6 +29,9 @@ CHALLENGER = "challenger"
 CHAMPION = "champion"
 EXPERIMENT = "itsm-ml-triage"
 CHANGE_RISK_EXPERIMENT = "itsm-ml-change-risk"
+# A model version's description in MLflow's SQL stores is a VARCHAR(5000): PostgreSQL and
+# MySQL refuse a longer one (sqlite would keep it).
+DESCRIPTION_MAX_CHARS = 5000
 _REQUIREMENTS = (
     "mlflow",
     "pandas",
@@ -80,6 +87,10 @@ def version_by_alias(found: Any, name: str, alias: str) -> Any | None:
         return None
 
 
+# Pathspecs of what `dvc repro` writes into tracked files.
+PIPELINE_OUTPUTS = (":(exclude)reports", ":(exclude)dvc.lock")
+
+
 def lineage_tags(root: Path, data_paths: list[str]) -> dict[str, str]:
     """Git commit (and whether the tree was dirty) and the DVC hashes of the input data."""
     tags: dict[str, str] = {}
@@ -87,15 +98,21 @@ def lineage_tags(root: Path, data_paths: list[str]) -> dict[str, str]:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
         ).stdout.strip()
+        # What the pipeline writes itself (reports, dvc.lock) changes while it runs: only a
+        # change to anything else (code, params, docs) makes the run's code differ from the
+        # commit.
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *PIPELINE_OUTPUTS],
             cwd=root,
             capture_output=True,
             text=True,
             check=True,
-        ).stdout.strip()
+        ).stdout.split("\n")
+        changed = [line[3:] for line in dirty if line.strip()]
         tags["mlflow.source.git.commit"] = commit
-        tags["git.dirty"] = str(bool(dirty)).lower()
+        tags["git.dirty"] = str(bool(changed)).lower()
+        if changed:
+            tags["git.changed"] = ", ".join(changed[:20]) + (" ..." if len(changed) > 20 else "")
     except (OSError, subprocess.CalledProcessError):
         tags["git.commit"] = "unknown (not a git checkout)"
     lock = root / "dvc.lock"
@@ -153,12 +170,50 @@ def input_schema(example: pd.DataFrame) -> Any:
     return Schema([ColSpec(kind(example[name]), name, required=False) for name in example])
 
 
+def version_description(card: str, limit: int = DESCRIPTION_MAX_CHARS) -> str:
+    """A model card as a version's description (markdown, which the MLflow UI renders); one
+    longer than the registry holds is cut at a line, saying where the whole card is."""
+    if len(card) <= limit:
+        return card
+    note = (
+        f"\n\n*(Cut at the registry's limit of {limit:,} characters: the whole card is an"
+        " artifact of this version's run.)*\n"
+    )
+    kept = card[: limit - len(note)]
+    line_end = kept.rfind("\n")
+    return (kept[:line_end] if line_end > 0 else kept).rstrip() + note
+
+
 @dataclass(frozen=True)
 class RegisteredVersion:
     name: str
     version: str
     run_id: str
     model_uri: str
+
+
+@contextlib.contextmanager
+def _quiet_logging() -> Iterator[None]:
+    """MLflow's messages about choices this module made on purpose, silenced here only:
+    the model is a Python object we ship with its code (the CloudPickle notice), the
+    environment is uv's and has no pip to version (the pip notice), a local parquet path is
+    the dataset source (MLflow registers its local artifact source twice and says so), and
+    the uv and signature INFO lines. Anything else MLflow says still shows."""
+    loggers = ("mlflow.pyfunc", "mlflow.utils.environment", "mlflow.utils.uv_utils")
+    levels = {name: logging.getLogger(name).level for name in loggers}
+    try:
+        for name in loggers:
+            logging.getLogger(name).setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore",
+                message="The specified dataset source can be interpreted in multiple ways",
+                category=UserWarning,
+            )
+            yield
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
 
 
 def log_and_register(
@@ -174,12 +229,14 @@ def log_and_register(
     input_example: pd.DataFrame,
     code_path: Path,
     dataset_name: str = "tickets",
+    description: str | None = None,
 ) -> RegisteredVersion:
     """One MLflow run: params, metrics, tags, artifacts, inputs, the pyfunc; then register it.
 
     `model` is the fitted model saved at `model_path`; it answers the input example.
     `inputs`: context ("training", "validation", "testing") -> (frame, source path, target),
     logged as datasets named `{dataset_name}-{context}`.
+    `description`: the model card, set as the new version's description.
     The alias `challenger` moves to the new version only once everything above is logged.
     """
     import mlflow
@@ -187,7 +244,7 @@ def log_and_register(
 
     from itsm_ml.tracking.pyfunc import MODEL_ARTIFACT, RespondingPyfunc
 
-    with mlflow.start_run(run_name=registered_model) as run:
+    with _quiet_logging(), mlflow.start_run(run_name=registered_model) as run:
         mlflow.set_tags(tags)
         mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
         mlflow.log_metrics({metric_name(k): float(v) for k, v in metrics.items()})
@@ -213,9 +270,12 @@ def log_and_register(
             registered_model_name=registered_model,
         )
         version_number = str(info.registered_model_version)
-        mlflow.MlflowClient().set_registered_model_alias(
-            registered_model, CHALLENGER, version_number
-        )
+        client = mlflow.MlflowClient()
+        if description:
+            client.update_model_version(
+                registered_model, version_number, description=version_description(description)
+            )
+        client.set_registered_model_alias(registered_model, CHALLENGER, version_number)
         return RegisteredVersion(
             name=registered_model,
             version=version_number,

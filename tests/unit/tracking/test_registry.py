@@ -24,6 +24,9 @@ def tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+CARD = "# Model card: ticket-priority\n\n## Intended use\n\nSuggests a priority.\n\nOwner: desk.\n"
+
+
 def test_versions_are_registered_as_challenger_and_load_by_alias(tracking: Path) -> None:
     import mlflow
 
@@ -57,12 +60,14 @@ def test_versions_are_registered_as_challenger_and_load_by_alias(tracking: Path)
             },
             input_example=example,
             code_path=SRC,
+            description=CARD,
         )
         for _ in range(2)
     )
     assert (first.version, second.version) == ("1", "2")
     client = mlflow.MlflowClient()
     assert str(client.get_model_version_by_alias("ticket-priority", "challenger").version) == "2"
+    assert client.get_model_version("ticket-priority", "2").description == CARD  # the card
     run = client.get_run(second.run_id)
     assert run.data.tags["purpose"] == "test"
     assert "class Identity _ Access" in run.data.metrics
@@ -71,6 +76,16 @@ def test_versions_are_registered_as_challenger_and_load_by_alias(tracking: Path)
     answer = loaded.predict(pd.DataFrame({"caller": ["someone new"]}))
     assert set(answer.columns) >= {"label", "probability", "auto_route", "suggestions", "notes"}
     assert (tracking / "mlartifacts").is_dir()
+
+
+def test_a_card_longer_than_the_registry_holds_is_cut_at_a_line_saying_so() -> None:
+    assert registry.version_description(CARD) == CARD
+    card = "# Model card\n\n" + "".join(f"| class {i} | 0.9 |\n" for i in range(600))
+    description = registry.version_description(card)
+    assert len(card) > registry.DESCRIPTION_MAX_CHARS >= len(description)
+    kept, note = description.split("\n\n*(Cut at the registry's limit of 5,000 characters")
+    assert card.startswith(kept + "\n") and kept.endswith("0.9 |")
+    assert "artifact of this version's run" in note
 
 
 def test_lineage_tags_name_commit_and_data_hashes(tmp_path: Path) -> None:
@@ -99,3 +114,25 @@ def test_input_schema_keeps_types_and_makes_every_column_optional() -> None:
         ("ci", "string", False),
         ("urgent", "boolean", False),
     ]
+
+
+def test_the_runs_own_outputs_do_not_make_the_tree_dirty(tmp_path: Path) -> None:
+    import subprocess
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports/metrics.json").write_text("{}")
+    (tmp_path / "dvc.lock").write_text("stages: {}\n")
+    (tmp_path / "params.yaml").write_text("seed: 0\n")
+    git("init", "-q")
+    git("-c", "user.email=t@example.org", "-c", "user.name=t", "add", ".")
+    git("-c", "user.email=t@example.org", "-c", "user.name=t", "commit", "-qm", "first")
+    # dvc repro rewrites its reports and lock while the runs are logged: still clean.
+    (tmp_path / "reports/metrics.json").write_text('{"accuracy": 0.7}')
+    (tmp_path / "dvc.lock").write_text("stages: {train: {}}\n")
+    assert registry.lineage_tags(tmp_path, [])["git.dirty"] == "false"
+    (tmp_path / "params.yaml").write_text("seed: 1\n")
+    tags = registry.lineage_tags(tmp_path, [])
+    assert tags["git.dirty"] == "true" and tags["git.changed"] == "params.yaml"

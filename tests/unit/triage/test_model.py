@@ -107,3 +107,116 @@ def test_it_is_a_scikit_learn_estimator_clone_and_set_params_work(model: TriageM
     copy = clone(model)
     assert copy.get_params() == model.get_params() and not hasattr(copy, "classes_")
     assert copy.set_params(top_k=5).top_k == 5 and model.top_k == 3
+
+
+def test_candidates_are_scored_on_validation_and_the_best_is_kept(parts) -> None:  # type: ignore[no-untyped-def]
+    train, valid, _ = parts
+    fields_only = TriageModel(categorical=FEATURES, text_column=None, n_jobs=1).fit(
+        train, train.label_category, valid, valid.label_category
+    )
+    assert set(fields_only.selection_) == {"logistic", "booster", "blend"}
+    best = max(fields_only.selection_.values(), key=lambda found: found["accuracy"])
+    assert fields_only.selection_[fields_only.chosen_]["accuracy"] == best["accuracy"]
+    # Members not kept are dropped: the saved model carries only what it scores with.
+    attributes = {"logistic": "logistic_", "booster": "booster_"}
+    for member, attribute in attributes.items():
+        assert hasattr(fields_only, attribute) == (member in fields_only.members_)
+
+
+def test_with_text_the_text_candidate_carries_the_fields_alone(model: TriageModel) -> None:
+    assert set(model.selection_) == {"text"} and model.chosen_ == "text"
+    assert not hasattr(model, "booster_") and not hasattr(model, "logistic_")
+
+
+def test_the_logistic_candidate_answers_one_ticket_with_unseen_and_missing_values(parts) -> None:  # type: ignore[no-untyped-def]
+    train, valid, test = parts
+    logistic = TriageModel(
+        categorical=FEATURES, text_column=None, candidates=("logistic",), n_jobs=1
+    ).fit(train, train.label_category, valid, valid.label_category)
+    batch = logistic.predict_proba(test.head(50))
+    one_by_one = np.vstack([logistic.predict_proba(test.iloc[[i]]) for i in range(50)])
+    assert np.allclose(batch, one_by_one)
+    odd = logistic.predict_proba(pd.DataFrame({"caller": ["never seen"], "ci": [None]}))
+    assert odd.shape == (1, len(logistic.classes_)) and np.isclose(odd.sum(), 1)
+
+
+def wide_codes(seed: int) -> pd.DataFrame:
+    """Hundreds of classes, each named by a code of its own: what an event log collapsed to
+    its final activity looks like. One-hot codes learn it; trees struggle."""
+    rng = np.random.default_rng(seed)
+    classes = np.array([f"class {i}" for i in range(150)])
+    label = rng.choice(classes, size=6000, p=np.linspace(3, 1, 150) / np.linspace(3, 1, 150).sum())
+    code = np.where(rng.random(6000) < 0.85, np.char.replace(label, "class", "code"), "noise")
+    site = rng.choice(["north", "south"], size=6000)
+    return pd.DataFrame({"code": code, "site": site, "label_x": label})
+
+
+def test_on_many_rare_classes_the_booster_runs_past_its_minimum_and_the_best_wins() -> None:
+    frame = wide_codes(7)
+    train, valid = frame.iloc[:4000], frame.iloc[4000:5000]
+    booster = TriageModel(
+        categorical=["code", "site"], text_column=None, candidates=("booster",),
+        min_category_count=2, n_estimators=80, min_boosting_rounds=40, n_jobs=1,
+    ).fit(train, train.label_x, valid, valid.label_x)  # fmt: skip
+    rounds_run = len(booster.booster_.evals_result_["valid_0"]["multi_error"])
+    assert rounds_run >= 40  # the log-loss rule stopped such boosters after a dozen
+    both = TriageModel(
+        categorical=["code", "site"], text_column=None, candidates=("logistic", "booster"),
+        min_category_count=2, n_estimators=80, min_boosting_rounds=40, n_jobs=1,
+    ).fit(train, train.label_x, valid, valid.label_x)  # fmt: skip
+    assert both.chosen_ == max(both.selection_, key=lambda m: both.selection_[m]["accuracy"])
+    test = frame.iloc[5000:]
+    accuracy = float(np.mean(both.predict(test) == test.label_x.to_numpy()))
+    assert accuracy > 0.8  # 85% of codes name their class; the majority class is about 1%
+
+
+def test_a_binary_target_is_chosen_by_roc_auc() -> None:
+    rng = np.random.default_rng(4)
+    n = 1500
+    team = rng.choice([f"team {i}" for i in range(12)], size=n)
+    risk = pd.Series(team).str.extract(r"(\d+)")[0].astype(int).to_numpy() / 12
+    late = np.where(rng.random(n) < risk, "yes", "no")
+    frame = pd.DataFrame({"team": team, "label_late": late})
+    train, valid = frame.iloc[:1000], frame.iloc[1000:]
+    model = TriageModel(
+        categorical=["team"], text_column=None, selection_metric="auc", n_jobs=1
+    ).fit(train, train.label_late, valid, valid.label_late)
+    assert all(0.5 < found["auc"] <= 1 for found in model.selection_.values())
+    assert model.chosen_ == max(model.selection_, key=lambda m: model.selection_[m]["auc"])
+    with pytest.raises(ValueError, match="selection metric 'brier'"):
+        TriageModel(categorical=["team"], selection_metric="brier").fit(
+            train, train.label_late, valid, valid.label_late
+        )
+
+
+def test_where_the_model_knows_a_class_too_little_it_keeps_the_value_set_at_open() -> None:
+    rng = np.random.default_rng(9)
+    n = 4000
+    common = rng.choice(["network", "email", "hardware"], size=n)
+    # 3% of tickets carry a rare or brand-new category at open, almost always right.
+    rare = rng.random(n) < 0.03
+    at_open = np.where(rare, rng.choice(["sap", "vpn", "cad"], size=n), common)
+    final = np.where(rng.random(n) < 0.97, at_open, common)
+    frame = pd.DataFrame({"category": at_open, "channel": rng.choice(["web", "phone"], n),
+                          "label_category": final})  # fmt: skip
+    # "cad" never reaches training: the model cannot know it exists.
+    train = frame.iloc[:2400][frame.iloc[:2400].category != "cad"]
+    valid, test = frame.iloc[2400:3200], frame.iloc[3200:]
+    model = TriageModel(
+        categorical=["category", "channel"], text_column=None, at_open="category", n_jobs=1
+    ).fit(train, train.label_category, valid, valid.label_category)
+    assert model.defers_ and 0.9 < model.defer_probability_ <= 1
+    answer = model.respond(test)
+    new = (test.category == "cad").to_numpy()
+    assert new.any() and (answer.label[new] == "cad").all()
+    assert not answer.auto_route[new].any()
+    assert answer.notes[new].str.contains("kept the category set at open").all()
+    assert (answer.suggestions.str[0] == answer.label).all()
+    assert (model.predict(test) == answer.label.to_numpy()).all()
+    accuracy = float(np.mean(answer.label.to_numpy() == test.label_category.to_numpy()))
+    keep = float(np.mean(test.category.to_numpy() == test.label_category.to_numpy()))
+    assert accuracy >= keep
+    without = TriageModel(categorical=["category", "channel"], text_column=None, n_jobs=1).fit(
+        train, train.label_category, valid, valid.label_category
+    )
+    assert not without.defers_ and (without.respond(test).label[new] != "cad").all()

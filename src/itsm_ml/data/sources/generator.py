@@ -7,12 +7,21 @@ exports (`table_frame_to_canonical` with INCIDENT_DATE_FORMAT, `change_rows_to_c
 with GENERATED_CHANGE_MAPPING), so the offline pipeline exercises the real ingest path.
 
 Incidents come from a catalogue of business services (each with its CIs), categories (with
-subcategories and words) and assignment groups. The group depends on category and service,
-with noise; texts mix category, generic and off-topic words: labels are learnable but not
-trivially separable. Changes fail following a logistic model of type, size, window, fragile
-CIs, riskier groups, off-hours starts and windows overlapping on the same CI. Every change
-is closed, so its label is always known (as in an extract taken once the last one closed:
-windows of changes opened near ``end`` may run past it); a few recent incidents are open.
+subcategories and words) and assignment groups. As on a real desk, some tickets are known
+requests (password resets, toner, VPN tokens) worded alike by every caller and handled by one
+group nearly always; some are vague ("it doesn't work", "please call me") and often stay at
+the Service Desk; the rest are reports whose group depends on category and service, with
+noise, in texts mixing category, generic and off-topic words. So a router can be sure of some
+tickets and of few others. Priority is ServiceNow's impact x urgency lookup; both follow what
+the desk hears at open (a critical service, a request, a VIP caller, a phone call) with
+noise, and the caller's wording reflects them loosely ("Outage:", "Cannot work at all", "No
+rush").
+
+Changes fail following a logistic model of type, size, window, fragile CIs, riskier groups,
+off-hours starts, windows overlapping on the same CI and windows inside the year-end freeze,
+which defers most planned work to January. Every change is closed, so its label is always
+known (as in an extract taken once the last one closed: windows of changes opened near
+``end`` may run past it); a few recent incidents are open.
 
 DriftKnobs: incidents opened after ``after`` follow a shifted category mix, part of their
 texts use words never seen before, and new groups take over part of existing groups' work
@@ -120,11 +129,94 @@ _NEW_GROUPS = (
 )
 _TAKEOVER = 0.5  # share of a predecessor's work a new group takes
 
-_GENERIC = ("issue", "not working", "please help", "urgent", "problem", "error", "slow", "down", "help needed", "keeps failing", "cannot use", "question about")
+
+class _Request(NamedTuple):
+    """A request the desk knows by its wording, and the one group that handles it."""
+
+    phrasings: tuple[str, str, str]
+    group: str
+    service: str
+    urgency: float  # latent urgency shift: locked out means no work, a second monitor can wait
+
+
+# category: (share of its tickets that are such requests, the requests, most common first).
+# Real desks get many of these (password resets, unlocks, toner, VPN tokens): worded alike
+# by every caller and routed the same way every time, they are the tickets worth auto-routing.
+_REQUESTS: dict[str, tuple[float, tuple[_Request, ...]]] = {
+    "network": (0.35, (
+        _Request(("VPN token expired, cannot connect from home", "VPN connection refused, token expired", "New VPN token needed"), "Network Ops", "VPN", 0.6),
+        _Request(("No wifi signal in meeting room", "Wifi access point down in meeting room", "Meeting room wifi not available"), "Network Ops", "Network", 0.0),
+    )),
+    "hardware": (0.40, (
+        _Request(("Laptop battery no longer holds a charge", "Laptop battery replacement", "Swollen battery, need a new laptop battery"), "Desktop Support", "Workplace", -0.2),
+        _Request(("Docking station does not detect my monitors", "Docking station stopped working", "Replace faulty docking station"), "Desktop Support", "Workplace", 0.0),
+        _Request(("Request a second monitor", "Need an additional monitor for my desk", "New monitor request"), "Desktop Support", "Workplace", -1.2),
+    )),
+    "software": (0.15, (
+        _Request(("Install Visio on my laptop", "Request software installation of Visio", "Need a Visio license"), "Desktop Support", "Workplace", -0.8),
+        _Request(("CRM record cannot be saved, validation error", "Validation error when saving CRM record", "CRM save fails with validation error"), "Application Support", "CRM", 0.3),
+    )),
+    "email": (0.45, (
+        _Request(("Mailbox full, please increase the quota", "Mailbox size limit reached", "Cannot receive mail, mailbox over quota"), "Messaging", "Email", 0.2),
+        _Request(("Need access to a shared mailbox", "Shared mailbox access for my team", "Grant shared mailbox permissions"), "Messaging", "Email", -0.4),
+        _Request(("Please add me to a distribution list", "Add user to distribution list", "Distribution list membership change"), "Messaging", "Email", -1.0),
+    )),
+    "access": (0.60, (
+        _Request(("Password reset request", "Forgot my password, please reset it", "Need a password reset for my account"), "Identity & Access", "Identity", 0.4),
+        _Request(("Account locked out after too many attempts", "My account is locked out, please unlock", "Locked out of my account again"), "Identity & Access", "Identity", 0.9),
+        _Request(("New starter needs an account created", "Create user account for new joiner", "Account creation for new employee"), "Identity & Access", "Identity", -0.6),
+    )),
+    "database": (0.30, (
+        _Request(("Tablespace full on {ci}", "{ci}: tablespace out of space", "Extend tablespace on {ci}"), "Database Admins", "Databases", 0.6),
+        _Request(("Refresh test database from production", "Database copy request for testing", "Clone production database to test"), "Database Admins", "Databases", -1.2),
+    )),
+    "erp": (0.30, (
+        _Request(("Cannot post invoice, posting period closed", "Posting period not open for invoice", "Open posting period for invoice entry"), "SAP Functional", "SAP ERP", 0.4),
+        _Request(("Purchase order stuck in approval workflow", "PO approval workflow not moving", "Release purchase order stuck in workflow"), "SAP Functional", "SAP ERP", 0.0),
+    )),
+    "printing": (0.60, (
+        _Request(("Printer {ci} out of toner", "Toner cartridge replacement for {ci}", "Replace toner on {ci}"), "Print Services", "Printing", -0.9),
+        _Request(("Paper jam on {ci}", "{ci} reports a paper jam", "Jammed paper tray on {ci}"), "Print Services", "Printing", -0.3),
+        _Request(("Add printer {ci} to my laptop", "Install printer {ci} on my computer", "Printer driver needed for {ci}"), "Print Services", "Printing", -0.7),
+    )),
+    "telephony": (0.50, (
+        _Request(("Voicemail PIN reset", "Reset my voicemail PIN", "Forgot my voicemail PIN"), "Telephony", "Telephony", -0.3),
+        _Request(("Move my desk phone extension to a new desk", "Extension move request", "Desk phone extension change"), "Telephony", "Telephony", -0.9),
+    )),
+    "storage": (0.45, (
+        _Request(("Restore a deleted file from backup", "Please restore a folder deleted yesterday", "File restore from last night's backup"), "Storage & Backup", "File Services", 0.1),
+        _Request(("Increase quota on the shared drive", "Shared drive full, need more space", "Quota increase for team share"), "Storage & Backup", "File Services", -0.3),
+    )),
+}
+# Tickets that name no system and no symptom: the desk calls back before anyone can route them.
+_VAGUE_SHARE = 0.12
+_VAGUE = ("It doesn't work", "Not working", "Very slow", "Everything is slow today", "Please call me back", "Can someone call me", "Error message", "Problem with my computer", "Help please", "Something is broken", "Quick question", "Not sure who to ask")
+_VAGUE_AT_DESK = 0.35  # share the Service Desk keeps for itself
+_REQUEST_NOISE = 0.02  # requests still misrouted (wrong queue picked in the portal, ...)
+
+_GENERIC = ("issue", "not working", "please help", "urgent", "problem", "error", "slow", "down", "help needed", "keeps failing", "cannot use", "question about", "asap", "when possible")
+# Callers say how bad it is: weights of each generic word per urgency level (high, medium,
+# low). Every word turns up at every level: some callers call everything urgent.
+_GENERIC_BY_URGENCY = (
+    (1, 2, 1, 4, 1, 1, 0.5, 3, 1, 2, 3, 0.3, 3, 0.2),
+    (2, 2, 2, 0.5, 2, 2, 1.5, 0.5, 2, 2, 1, 1, 0.2, 0.5),
+    (3, 1, 2, 0.4, 2, 1, 2, 0.3, 2, 0.5, 0.5, 3, 0.2, 3),
+)
 _SHORT_TEMPLATES = ("{a} {g}", "{a} {b} {g}", "{g} - {a} {b}", "{a} {b}", "{g}", "{a} {g} on {ci}")
 _SHORT_WEIGHTS = (0.25, 0.25, 0.15, 0.15, 0.05, 0.15)  # a few callers only say "not working"
-_OPENINGS = ("User reports", "Caller says", "Since this morning", "After the update", "Several users report", "Manager escalated:")
-_CLOSINGS = ("Please advise.", "Tried restarting, no change.", "Impacting work.", "Deadline today.", "Happens every day.", "")
+# ... and how many people it hits: a scope prefix of the short description per impact level
+_SCOPES = ("", "Outage: ", "Down for everyone: ", "All users: ", "Whole team: ", "Several users: ", "Only me: ")
+_SCOPE_BY_IMPACT = ((3, 3, 2, 1.5, 1.5, 1, 0.2), (6, 0.3, 0.2, 0.3, 1, 1.5, 0.5), (8, 0.15, 0.1, 0.1, 0.2, 0.4, 1))
+_OPENINGS = ("User reports", "Caller says", "Since this morning", "After the update", "Several users report", "Manager escalated:", "Whole department affected:", "A colleague and I see")
+_OPENING_BY_IMPACT = ((1, 1, 1, 1, 4, 2, 4, 1), (2, 2, 2, 2, 2, 1, 0.4, 2), (4, 4, 2, 2, 0.5, 0.8, 0.15, 0.5))
+_CLOSINGS = ("Please advise.", "Tried restarting, no change.", "Impacting work.", "Deadline today.", "Happens every day.", "", "Cannot work at all.", "Customer facing.", "When you have time.", "No rush.")
+_CLOSING_BY_URGENCY = ((0.5, 1, 2, 3, 0.5, 1, 4, 3, 0.2, 0.2), (2, 2, 3, 0.5, 2, 2, 0.8, 0.6, 0.6, 0.4), (2, 1, 0.5, 0.2, 1.5, 2, 0.3, 0.2, 3, 3))
+# business services whose failures hit many people at once
+_CRITICAL_SERVICES = frozenset({"Email", "VPN", "SAP ERP", "Network", "Databases"})
+_VIP_SHARE = 0.02  # callers whose tickets the desk treats as urgent (executives, their assistants)
+_VIP_FLAGGED = 0.6  # share of a VIP's tickets whose text says so
+_IMPACT_CUTS = (2.6, 0.5)  # latent impact above which it is high, medium
+_URGENCY_CUTS = (2.4, 0.6)
 _CONTACT_TYPES = (("self-service", 0.35), ("email", 0.22), ("phone", 0.28), ("chat", 0.10), ("walk-in", 0.05))
 _LOCATIONS = ("London", "Paris", "Frankfurt", "Madrid", "Warsaw", "New York", "Chicago", "Singapore")
 _LEVELS = ("1 - High", "2 - Medium", "3 - Low")
@@ -153,6 +245,14 @@ _FRAGILE_CIS = frozenset({"exch-prd-02", "sap-ecc-db-01", "core-sw-01", "fw-edge
 _GROUP_RISK = {"Web Team": 0.6, "SAP Basis": 0.4, "Application Support": 0.3, "Linux Server": -0.3, "Database Admins": -0.3}
 _NEW_GROUP_RISK = 0.5
 _FAILURE_INTERCEPT = -3.4
+# Each year-end, planned work stops from 19 December to 5 January (exclusive), the freeze the
+# default params.yaml lists as blackout windows. Standard and normal changes are deferred to
+# just after it, but for a few exceptions the CAB grants; emergencies go ahead. What still
+# runs inside it fails more often: exceptions are pressed, and half the experts are away.
+_FREEZE = ((12, 19), (1, 5))  # (month, day) it starts, (month, day) of the next year it ends
+_FREEZE_EXCEPTIONS = 0.1
+_FREEZE_CATCH_UP_DAYS = 4.0  # mean delay of deferred work after the freeze ends
+_FREEZE_RISK = 0.6
 # fmt: on
 
 
@@ -231,8 +331,67 @@ def _text(values: Objects | list[str], missing: Bools | None = None) -> pd.Serie
     return text if missing is None else text.mask(missing)
 
 
+class _Kinds(NamedTuple):
+    """What a ticket is: an ordinary report, a known request (which one), or a vague one."""
+
+    request: Ints  # index into _ALL_REQUESTS, -1 when the ticket is not a request
+    vague: Bools
+
+    @property
+    def is_request(self) -> Bools:
+        return self.request >= 0
+
+
+_ALL_REQUESTS = tuple(r for c in _CATEGORIES for r in _REQUESTS[c.name][1])
+
+
+def _ticket_kinds(rng: np.random.Generator, cat: Ints) -> _Kinds:
+    """Per ticket of category `cat`: a request of that category (the first ones more common),
+    a vague ticket, or an ordinary report."""
+    n = len(cat)
+    share = np.array([_REQUESTS[c.name][0] for c in _CATEGORIES])[cat]
+    offsets = np.cumsum([0] + [len(_REQUESTS[c.name][1]) for c in _CATEGORIES])
+    table, weights = _padded(
+        [tuple(range(offsets[i], offsets[i + 1])) for i in range(len(offsets) - 1)]
+    )
+    which = table[cat, _pick(rng.random(n), _cumulative(weights), cat)].astype(np.int64)
+    u = rng.random(n)
+    return _Kinds(np.where(u < share, which, -1), (u >= share) & (u < share + _VAGUE_SHARE))
+
+
+def _levels(x: Floats, cuts: tuple[float, float]) -> Ints:
+    """0 (high) .. 2 (low) of a latent score, by its two cut points."""
+    levels: Ints = np.where(x > cuts[0], 0, np.where(x > cuts[1], 1, 2))
+    return levels
+
+
+def _by_level(
+    rng: np.random.Generator,
+    values: tuple[str, ...],
+    weights: tuple[tuple[float, ...], ...],
+    level: Ints,
+) -> Objects:
+    """One of `values` per row, drawn with the weights of the row's level."""
+    chosen: Objects = np.array(values, dtype=object)[
+        _pick(rng.random(len(level)), _cumulative(np.array(weights, dtype=float)), level)
+    ]
+    return chosen
+
+
+def _mid_sentence(text: str) -> str:
+    """`text` lower-cased at its start to follow an opening, acronyms kept ("VPN", "PO")."""
+    return text if text[1:2].isupper() else text[:1].lower() + text[1:]
+
+
 def _incident_texts(
-    rng: np.random.Generator, cat: Ints, ci: Objects, novel: Bools
+    rng: np.random.Generator,
+    cat: Ints,
+    ci: Objects,
+    novel: Bools,
+    kinds: _Kinds,
+    impact: Ints,
+    urgency: Ints,
+    vip: Bools,
 ) -> tuple[list[str], list[str], Bools]:
     n, k = len(cat), len(_CATEGORIES)
     words = np.array([c.words for c in _CATEGORIES], dtype=object)
@@ -246,19 +405,33 @@ def _incident_texts(
     b = words[np.where(rng.random(n) < 0.15, other, cat), second]
     b = np.where(novel, fresh[cat, rng.integers(0, fresh.shape[1], n)], b)
     c = words[cat, third]
-    generic = np.array(_GENERIC, dtype=object)
-    g, h = generic[rng.integers(0, len(_GENERIC), (2, n))]
+    # How bad and how wide: the wording follows the impact and urgency the desk will set,
+    # loosely (the same words turn up at every level, at other rates).
+    g, h = (_by_level(rng, _GENERIC, _GENERIC_BY_URGENCY, urgency) for _ in range(2))
+    scope = _by_level(rng, _SCOPES, _SCOPE_BY_IMPACT, impact)
+    opening = _by_level(rng, _OPENINGS, _OPENING_BY_IMPACT, impact)
+    closing = _by_level(rng, _CLOSINGS, _CLOSING_BY_URGENCY, urgency)
     template = rng.choice(len(_SHORT_TEMPLATES), n, p=_SHORT_WEIGHTS)
-    opening = np.array(_OPENINGS, dtype=object)[rng.integers(0, len(_OPENINGS), n)]
-    closing = np.array(_CLOSINGS, dtype=object)[rng.integers(0, len(_CLOSINGS), n)]
-    short = [
-        _SHORT_TEMPLATES[t].format(a=a_, b=b_, g=g_, ci=ci_).capitalize()
-        for t, a_, b_, g_, ci_ in zip(template, a, b, g, ci, strict=True)
-    ]
-    long = [
-        f"{o} {a_} {b_} {g_}. {c_} {h_} on {ci_}. {cl}".strip()
-        for o, a_, b_, g_, c_, h_, ci_, cl in zip(opening, a, b, g, c, h, ci, closing, strict=True)
-    ]
+    phrasing = rng.integers(0, 3, n)
+    vague = np.array(_VAGUE, dtype=object)[rng.integers(0, len(_VAGUE), n)]
+    with_generic = rng.random(n) < 0.4
+    flagged = vip & (rng.random(n) < _VIP_FLAGGED)
+    short, long = [], []
+    for i in range(n):
+        if kinds.request[i] >= 0:
+            request = _ALL_REQUESTS[kinds.request[i]]
+            said = request.phrasings[phrasing[i]].format(ci=ci[i])
+            head = f"{said} - {g[i]}" if with_generic[i] else said
+            body = _mid_sentence(request.phrasings[(phrasing[i] + 1) % 3].format(ci=ci[i])) + "."
+        elif kinds.vague[i]:
+            head = f"{vague[i]} - {g[i]}" if with_generic[i] else vague[i]
+            body = f"{vague[i]}, {g[i]}."
+        else:
+            head = _SHORT_TEMPLATES[template[i]].format(a=a[i], b=b[i], g=g[i], ci=ci[i])
+            head = head.capitalize()
+            body = f"{a[i]} {b[i]} {g[i]}. {c[i]} {h[i]} on {ci[i]}."
+        short.append(f"{'VIP - ' if flagged[i] else ''}{scope[i]}{head}")
+        long.append(f"{opening[i]} {body} {closing[i]}".strip())
     return short, long, rng.random(n) < 0.2
 
 
@@ -273,6 +446,8 @@ def generate_incidents(params: GeneratorSource) -> pd.DataFrame:
     shifted = np.array([c.drifted_weight for c in _CATEGORIES])
     mixes = _cumulative(np.stack([base, base + params.drift.category_shift * (shifted - base)]))
     cat = _pick(rng.random(n), mixes, after.astype(np.int64))
+    kinds = _ticket_kinds(rng, cat)
+    known = np.maximum(kinds.request, 0)  # any request where there is none: masked below
     subs, sub_w = _padded([c.subcategories for c in _CATEGORIES])
     subcategory = subs[cat, _pick(rng.random(n), _cumulative(sub_w), cat)]
     service_names = list(_SERVICES)
@@ -280,26 +455,52 @@ def generate_incidents(params: GeneratorSource) -> pd.DataFrame:
         [tuple(service_names.index(s) for s in c.services) for c in _CATEGORIES]
     )
     service_idx = svc_table[cat, _pick(rng.random(n), _cumulative(svc_w), cat)].astype(np.int64)
+    request_service = np.array([service_names.index(r.service) for r in _ALL_REQUESTS])[known]
+    service_idx = np.where(kinds.is_request, request_service, service_idx)
     cis, ci_w = _padded([cis for _, cis in _SERVICES.values()])
     ci = cis[service_idx, _pick(rng.random(n), _cumulative(ci_w), service_idx)]
 
     # Routing: category owner or service owner, then noise (the Service Desk keeps some of
-    # everything, a neighbouring group some more); ambiguous categories are noisier.
+    # everything, a neighbouring group some more); ambiguous categories are noisier, and a
+    # symptom says little of its cause, so a fifth of reports end elsewhere whatever their
+    # words. Known requests go to their group, rarely elsewhere; vague tickets often stay at
+    # the desk.
     owners = np.array([owner for owner, _ in _SERVICES.values()], dtype=object)
     ambiguity = np.array([c.ambiguity for c in _CATEGORIES])[cat]
+    ambiguity = np.where(kinds.is_request, 0.0, np.where(kinds.vague, 1.0, ambiguity))
     cat_group = np.array([c.group for c in _CATEGORIES], dtype=object)[cat]
     by_service = rng.random(n) < np.array([c.by_service for c in _CATEGORIES])[cat]
     group = np.where(by_service, owners[service_idx], cat_group)
+    group = np.where(
+        kinds.is_request, np.array([r.group for r in _ALL_REQUESTS], dtype=object)[known], group
+    )
     others, other_w = _padded([("Service Desk", *c.others) for c in _CATEGORIES])
     other_w[:, 0] = other_w[:, 1:].sum(axis=1)  # half of the noise lands on the Service Desk
-    noisy = rng.random(n) < 0.10 + 0.15 * ambiguity
+    u = rng.random(n)
+    noisy = np.where(kinds.is_request, u < _REQUEST_NOISE, u < 0.20 + 0.15 * ambiguity)
     group = np.where(noisy, others[cat, _pick(rng.random(n), _cumulative(other_w), cat)], group)
+    group = np.where(kinds.vague & (rng.random(n) < _VAGUE_AT_DESK), "Service Desk", group)
     group = _hand_over(group, after, rng.random(n), params.drift.new_groups)
 
-    level_p = np.array([[0.1, 0.3, 0.6], [0.15, 0.35, 0.5]])
-    impact = rng.choice(3, n, p=level_p[0])
-    # impact and urgency are correlated: whoever sets one high tends to set the other high
-    urgency = np.where(rng.random(n) < 0.5, impact, rng.choice(3, n, p=level_p[1]))
+    # Zipf-like callers: a few (key users, shared mailboxes) open many tickets
+    caller_p = np.arange(1, _CALLERS + 1) ** -0.7
+    callers = rng.permutation(_CALLERS)[rng.choice(_CALLERS, n, p=caller_p / caller_p.sum())]
+    vip = (rng.random(_CALLERS) < _VIP_SHARE)[callers]
+    channel = _draw(rng, _CONTACT_TYPES, n)
+
+    # Priority is ServiceNow's lookup of impact and urgency, which the desk sets from what it
+    # hears at open: how many are hit (critical services hit many, a request one person), who
+    # calls, how (whoever phones or walks in is in a hurry). Logistic noise keeps it a
+    # judgement call rather than a rule.
+    critical = np.isin(np.array(service_names, dtype=object)[service_idx], list(_CRITICAL_SERVICES))
+    impact = _levels(1.2 * critical - 1.0 * kinds.is_request + rng.logistic(size=n), _IMPACT_CUTS)
+    urgency = _levels(
+        (0.6 * (impact == 0) + 0.3 * (impact == 1) + 1.5 * vip)
+        + 0.6 * np.isin(channel, ("phone", "walk-in"))
+        + np.where(kinds.is_request, np.array([r.urgency for r in _ALL_REQUESTS])[known], 0.0)
+        + rng.logistic(size=n),
+        _URGENCY_CUTS,
+    )
     priority = impact + urgency  # ServiceNow's default lookup: impact + urgency - 1, 0-based
 
     reassignment = _poisson(rng.random(n), 0.2 + 1.0 * ambiguity + 0.8 * noisy)
@@ -315,18 +516,13 @@ def generate_incidents(params: GeneratorSource) -> pd.DataFrame:
     close_code = _draw(rng, _CLOSE_CODES, n)
     state = np.where(open_now, "In Progress", np.where(unclosed, "Resolved", "Closed"))
 
-    # Zipf-like callers: a few (VIPs, shared mailboxes) open many tickets
-    caller_p = np.arange(1, _CALLERS + 1) ** -0.7
-    callers = rng.permutation(_CALLERS)[rng.choice(_CALLERS, n, p=caller_p / caller_p.sum())]
-    channel = _draw(rng, _CONTACT_TYPES, n)
     caller = np.array([f"Caller {i + 1}" for i in range(_CALLERS)], dtype=object)[callers]
     agents = np.array([f"Agent {i + 1}" for i in range(_AGENTS)], dtype=object)
     agent = agents[rng.integers(0, _AGENTS, n)]
     # the desk opens phone and walk-in tickets itself; other channels are opened by the caller
     opened_by = np.where(np.isin(channel, ("phone", "walk-in")), agent, caller)
-    short, long, no_description = _incident_texts(
-        rng, cat, ci, after & (rng.random(n) < params.drift.new_vocabulary)
-    )
+    novel = after & (rng.random(n) < params.drift.new_vocabulary)
+    short, long, no_description = _incident_texts(rng, cat, ci, novel, kinds, impact, urgency, vip)
 
     frame = pd.DataFrame(
         {
@@ -356,6 +552,27 @@ def generate_incidents(params: GeneratorSource) -> pd.DataFrame:
         }
     )
     return frame
+
+
+def _freeze_end(start: Ints, end: Ints) -> Ints:
+    """When the year-end freeze a window [start, end) touches ends (seconds); 0 if none."""
+    year = start.astype("datetime64[s]").astype("datetime64[Y]").astype(np.int64)  # since 1970
+    (begin_month, begin_day), (end_month, end_day) = _FREEZE
+    found = np.zeros(len(start), dtype=np.int64)
+    for y in (year - 1, year):  # early January still sits in the freeze of the year before
+        begins = _calendar(y, begin_month, begin_day)
+        ends = _calendar(y + 1, end_month, end_day)
+        found = np.where((start < ends) & (end > begins), ends, found)
+    return found
+
+
+def _calendar(years_since_1970: Ints, month: int, day: int) -> Ints:
+    """Midnight starting `day` of `month` in each year, in seconds."""
+    months = (years_since_1970 * 12 + month - 1).astype("datetime64[M]")
+    seconds: Ints = (
+        (months.astype("datetime64[D]") + (day - 1)).astype("datetime64[s]").astype(np.int64)
+    )
+    return seconds
 
 
 def generate_changes(params: GeneratorSource) -> pd.DataFrame:
@@ -390,6 +607,19 @@ def generate_changes(params: GeneratorSource) -> pd.DataFrame:
     offset = (rng.random(n) * duration[host] / 2 // 900 * 900).astype(np.int64)
     service, ci = np.where(bundled, service[host], service), np.where(bundled, ci[host], ci)
     start = np.where(bundled, start[host] + offset, start)
+    # The freeze draws from its own stream, so the changes it does not touch keep their draws.
+    # A bundle stays together when the freeze defers it: its changes share the host's draws.
+    freeze_rng = np.random.default_rng(params.seed + 2_000_003)
+    catch_up = freeze_rng.exponential(_FREEZE_CATCH_UP_DAYS, n).astype(np.int64) * 86_400
+    excepted = freeze_rng.random(n) < _FREEZE_EXCEPTIONS
+    catch_up, excepted = (np.where(bundled, x[host], x) for x in (catch_up, excepted))
+    freeze_end = _freeze_end(start, start + duration)
+    deferred = (freeze_end > 0) & (kind < 2) & ~excepted
+    # re-planned on the weekday and at the hour it had, the team's usual slot
+    day = freeze_end + catch_up
+    day += (start // 86_400 - day // 86_400) % 7 * 86_400
+    start = np.where(deferred, day + start % 86_400, start)
+    in_freeze = _freeze_end(start, start + duration) > 0
     end = start + duration
 
     owners = np.array([owner for owner, _ in _SERVICES.values()], dtype=object)
@@ -416,6 +646,7 @@ def generate_changes(params: GeneratorSource) -> pd.DataFrame:
         + 0.8 * squeezed
         + 0.5 * off_hours
         + 1.0 * overlap
+        + _FREEZE_RISK * in_freeze
         + 0.5 * rng.standard_normal(n)
     )
     failed = rng.random(n) < 1 / (1 + np.exp(-logit))

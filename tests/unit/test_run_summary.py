@@ -1,0 +1,78 @@
+"""The end-of-run summary, from the reports the stages write."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from itsm_ml.catalog import ModelLayout, catalog
+from itsm_ml.config import parse_params
+from itsm_ml.run_summary import summarise
+
+PARAMS = parse_params({"tickets": {"source": {"kind": "generator"}},
+                       "changes": {"source": {"kind": "generator"}}})  # fmt: skip
+
+
+def write(path: Path, data: dict[str, object]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+
+
+def check(name: str, passed: bool, detail: str, blocking: bool = True) -> dict[str, object]:
+    return {"name": name, "passed": passed, "detail": detail, "blocking": blocking}
+
+
+def test_each_model_says_its_metric_beside_the_best_baseline_and_the_gates_word(
+    tmp_path: Path,
+) -> None:
+    routing, priority = ModelLayout(tmp_path, "routing"), ModelLayout(tmp_path, "priority")
+    write(routing.metrics, {"skipped": False, "accuracy": 0.691})
+    write(
+        routing.evaluation / "metrics.json",
+        {
+            "coverage": 0.34,
+            "auto_routed_precision": 0.931,
+            "baselines": {
+                "majority class": {"accuracy": 0.2},
+                "keep the value set at open": {"accuracy": 0.673},
+            },
+        },
+    )
+    write(
+        tmp_path / "reports/promotion/routing.json",
+        {
+            "challenger": "1",
+            "champion": None,
+            "passed": True,
+            "checks": [check("current data resembles its training data", False, "7 of 8", False)],
+        },
+    )
+    write(priority.metrics, {"skipped": False, "accuracy": 0.30})
+    write(
+        priority.evaluation / "metrics.json", {"baselines": {"majority class": {"accuracy": 0.47}}}
+    )
+    write(
+        tmp_path / "reports/promotion/priority.json",
+        {
+            "challenger": "2",
+            "champion": "1",
+            "passed": False,
+            "checks": [check("beats champion v1", False, "accuracy 0.300 < 0.350 of champion v1")],
+        },
+    )
+    write(ModelLayout(tmp_path, "change-risk").metrics, {"skipped": True, "reason": "no label"})
+    found = {o.name: o for o in summarise(tmp_path, catalog(PARAMS))}
+    assert found["routing"].quality == (
+        "accuracy 0.691 (best baseline: keep the value set at open 0.673)"
+    )
+    assert found["routing"].routed == "34% auto-routed at 93.1% precision"
+    assert found["routing"].gate == (
+        "v1 promoted to champion; warning: current data resembles its training data (7 of 8)"
+    )
+    assert found["routing"].serving
+    assert found["priority"].gate == (
+        "v2 refused (beats champion v1: accuracy 0.300 < 0.350 of champion v1); champion stays v1"
+    )
+    assert found["priority"].serving and found["priority"].routed == ""
+    assert found["change-risk"].gate == "skipped: no label" and not found["change-risk"].serving
+    assert found["category"].quality == "not evaluated yet"
