@@ -442,10 +442,11 @@ def summary(params_path: ParamsOption = Path("params.yaml")) -> None:
     found = summarise(root, catalog(params))
     for model in found:
         mark = "[green]serving[/green]" if model.serving else "[yellow]not serving[/yellow]"
-        out.print(f"[bold]{model.name}[/bold] ({mark}): {escape(model.quality)}")
+        # One line per fact, unwrapped: a terminal wraps them better than a fixed width would.
+        out.print(f"[bold]{model.name}[/bold] ({mark}): {escape(model.quality)}", soft_wrap=True)
         if model.routed:
-            out.print(f"    {escape(model.routed)}")
-        out.print(f"    gate: {escape(model.gate)}")
+            out.print(f"    {escape(model.routed)}", soft_wrap=True)
+        out.print(f"    gate: {escape(model.gate)}", soft_wrap=True)
     out.print()
     for command, what in WHERE_TO_LOOK:
         out.print(f"  [bold]{command:<11}[/bold] {what}")

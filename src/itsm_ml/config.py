@@ -457,7 +457,18 @@ def _default_models() -> dict[str, ModelSpec]:
 
 class TriageModelParams(_Strict):
     min_category_count: PositiveInt = Field(20, description="Rarer values are bucketed.")
-    text_c: float = Field(1.0, gt=0, description="Regularisation (C) of the linear SVM.")
+    text_c: tuple[Annotated[float, Field(gt=0)], ...] = Field(
+        (0.3, 1.0),
+        min_length=1,
+        description="Regularisation (C) of the linear SVM: each is tried, the best on"
+        " validation kept (one number: only that).",
+    )
+
+    @field_validator("text_c", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, int | float) else value
+
     categorical_weight: float = Field(
         0.5, ge=0, description="Weight of one-hot fields beside text."
     )

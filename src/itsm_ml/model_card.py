@@ -39,6 +39,7 @@ def render_card(
     intended_use: str,
     owner: str | None,
     limits: list[str],
+    candidates: dict[str, Any] | None = None,
 ) -> str:
     rows = [f"| this model | {metrics['accuracy']:.3f} | {metrics['macro_f1']:.3f} |"]
     rows += [
@@ -80,9 +81,11 @@ def render_card(
             "|---|---|---|",
             *rows,
             "",
-            f"Calibration (temperature {metrics['temperature']:.2f}, fitted on validation): expected"
-            f" calibration error {metrics['ece']:.3f} (raw scores: {metrics['ece_uncalibrated']:.3f}).",
+            f"Calibration ({metrics.get('calibration', 'temperature')}, chosen on validation):"
+            f" expected calibration error {metrics['ece']:.3f} (raw scores:"
+            f" {metrics['ece_uncalibrated']:.3f}).",
             "",
+            *_candidate_rows(candidates),
             f"Auto-routing at a target precision of {metrics['target_precision']:.0%} (per-class"
             f" thresholds learned on validation): **{_pct(metrics['coverage'])} of test tickets"
             f" auto-routed at {_pct(metrics['auto_routed_precision'])} precision**; the others get"
@@ -100,6 +103,37 @@ def render_card(
             "",
         ]
     )
+
+
+def _candidate_rows(candidates: dict[str, Any] | None) -> list[str]:
+    """How the model was chosen: every candidate's validation figures, the calibrator's."""
+    if not candidates:
+        return []
+    metric = candidates["selection_metric"]
+    rows = [
+        f"| {name}{' (chosen)' if name == candidates['chosen'] else ''} |"
+        f" {_number(found.get(metric, float('nan')), 4)} | {_number(found.get('macro_f1', float('nan')), 4)} |"
+        for name, found in candidates["candidates"].items()
+    ]
+    eces = ", ".join(f"{k} {v:.4f}" for k, v in candidates["calibration_ece_cross_fitted"].items())
+    text_c = (
+        f" The text candidate's C was {candidates['text_c']} (most accurate on validation)."
+        if "text_c" in candidates
+        else ""
+    )
+    return [
+        "## How it was chosen",
+        "",
+        f"Candidates fitted on the training split, judged on the validation split by {metric}:",
+        "",
+        f"| candidate | validation {metric} | validation macro-F1 |",
+        "|---|---|---|",
+        *rows,
+        "",
+        f"Calibrator: {candidates['calibration']} (cross-fitted validation ECE:"
+        f" {eces or 'too few rows to judge'}).{text_c}",
+        "",
+    ]
 
 
 def _band_rows(table: pd.DataFrame) -> list[str]:

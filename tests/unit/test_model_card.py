@@ -131,3 +131,23 @@ def test_a_card_states_intended_use_owner_and_limits_from_the_catalog() -> None:
     assert "It approves or rejects nothing." in card  # the family's default use
     assert "Owner: none declared (set `owner` for this model under `models:`" in card
     assert f"- {risk.limits[0]}" in card[card.index("## Known limits") :]
+
+
+def test_a_card_says_how_its_model_was_chosen_on_validation() -> None:
+    use = {"intended_use": "Suggests a group.", "owner": "desk", "limits": []}
+    chosen = {
+        "chosen": "blend",
+        "selection_metric": "accuracy",
+        "candidates": {
+            "logistic": {"accuracy": 0.7012, "macro_f1": 0.5},
+            "booster": {"accuracy": 0.6871, "macro_f1": 0.48},
+            "blend": {"accuracy": 0.7105, "macro_f1": 0.52},
+        },
+        "calibration": "temperature",
+        "calibration_ece_cross_fitted": {"none": 0.041, "temperature": 0.012},
+    }
+    card = triage_card(**use, candidates=chosen)
+    assert "## How it was chosen" in card
+    assert "| blend (chosen) | 0.7105 | 0.5200 |" in card and "| logistic | 0.7012 |" in card
+    assert "Calibrator: temperature (cross-fitted validation ECE: none 0.0410, temperature" in card
+    assert "## How it was chosen" not in triage_card(**use)  # older cards: no section

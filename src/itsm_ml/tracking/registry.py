@@ -55,6 +55,9 @@ def configure(root: Path, experiment: str = EXPERIMENT) -> str:
     The embedded store keeps artifacts in `mlartifacts/` beside it, as `mlflow server` would.
     """
     telemetry.disable()
+    # A progress bar per small artifact (the input example, the model files) is noise in a
+    # pipeline's log; the user's own setting wins.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     import mlflow
 
     uri = tracking_uri(root)

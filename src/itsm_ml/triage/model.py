@@ -54,7 +54,7 @@ class TriageModel(BaseEstimator):  # type: ignore[misc]
         min_class_support: int = 30,
         top_k: int = 3,
         min_category_count: int = 20,
-        text_c: float = 1.0,
+        text_c: float | Sequence[float] = (0.3, 1.0),
         categorical_weight: float = 0.5,
         class_weight_power: float = 0.5,
         n_estimators: int = 300,
@@ -127,7 +127,10 @@ class TriageModel(BaseEstimator):  # type: ignore[misc]
         y_index = y.map(self._index).to_numpy()
         valid_targets = y_valid.map(self._index).fillna(-1).astype(int).to_numpy()
         fitters = {
-            "text": (self.uses_text_, lambda: self._fit_linear(X, y_index)),
+            "text": (
+                self.uses_text_,
+                lambda: self._fit_linear(X, y_index, X_valid, valid_targets),
+            ),
             "logistic": (bool(self.categorical_), lambda: self._fit_logistic(X, y_index)),
             "booster": (
                 bool(self.categorical_),
@@ -262,7 +265,12 @@ class TriageModel(BaseEstimator):  # type: ignore[misc]
         primary = -np.inf if np.isnan(primary) else primary
         return (round(primary, 6), round(found["macro_f1"], 6), -int(name == "blend"))
 
-    def _fit_linear(self, X: pd.DataFrame, y_index: np.ndarray) -> None:
+    def _fit_linear(
+        self, X: pd.DataFrame, y_index: np.ndarray, X_valid: pd.DataFrame, valid_targets: np.ndarray
+    ) -> None:
+        """The linear SVM on words, characters and fields, at each `text_c` in turn; the one
+        most accurate on validation is kept (how much to regularise depends on the desk's
+        wording: on the built-in data 0.3 beat 1.0 by 0.02, on others the reverse)."""
         from sklearn.svm import LinearSVC
 
         counts = np.bincount(y_index, minlength=len(self.classes_)).astype(float)
@@ -272,9 +280,21 @@ class TriageModel(BaseEstimator):  # type: ignore[misc]
             self.categorical_, self.text_column, self.categorical_weight
         )
         features = self.linear_.fit_transform(self._prepared(X))
-        # Integer labels: LinearSVC refuses string-keyed class weights on two classes.
-        self.svm_ = LinearSVC(C=self.text_c, class_weight=dict(enumerate(weights)))
-        self.svm_.fit(features, y_index)
+        valid = self.linear_.transform(self._prepared(self._complete(X_valid)))
+        known = valid_targets >= 0
+        self.text_c_scores_: dict[float, float] = {}
+        best = None
+        for c in np.atleast_1d(np.asarray(self.text_c, dtype=float)):
+            # Integer labels: LinearSVC refuses string-keyed class weights on two classes.
+            svm = LinearSVC(C=float(c), class_weight=dict(enumerate(weights))).fit(
+                features, y_index
+            )
+            hits = svm.predict(valid[known]) == valid_targets[known] if known.any() else []
+            self.text_c_scores_[float(c)] = float(np.mean(hits)) if known.any() else float("nan")
+            if best is None or self.text_c_scores_[float(c)] > self.text_c_scores_[best[0]]:
+                best = (float(c), svm)
+        assert best is not None  # text_c holds at least one value
+        self.chosen_text_c_, self.svm_ = best
 
     def _fit_logistic(self, X: pd.DataFrame, y_index: np.ndarray) -> None:
         from sklearn.linear_model import LogisticRegression

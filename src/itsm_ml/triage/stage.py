@@ -111,9 +111,16 @@ def candidate_summary(model: Any) -> dict[str, Any]:
             name: {k: round(v, 4) for k, v in found.items() if v == v}
             for name, found in model.selection_.items()
         },
+        **(
+            {"text_c": model.chosen_text_c_, "text_c_accuracy_on_validation": model.text_c_scores_}
+            if hasattr(model, "chosen_text_c_")
+            else {}
+        ),
         "calibration": model.calibrator_.method_,
-        "calibration_ece_on_validation": {
-            k: round(v, 4) for k, v in model.calibrator_.ece_.items()
+        # Cross-fitted: each calibrator judged on validation rows it was not fitted to (what
+        # made the choice; fitted and judged on the same rows, isotonic would always score 0).
+        "calibration_ece_cross_fitted": {
+            k: round(v, 4) for k, v in model.calibrator_.scores_.items()
         },
         "boosting_rounds": int(
             getattr(getattr(model, "booster_", None), "best_iteration_", 0) or 0
@@ -232,6 +239,7 @@ def evaluate(params: Params, entry: CatalogEntry, root: Path, model: Any) -> Sta
         },
         metrics=metrics,
         baselines=baseline_metrics,
+        candidates=candidate_summary(model),
         per_class=per_class,
         coverage_per_class=coverage.per_class,
         intended_use=entry.intended_use,
