@@ -79,7 +79,7 @@ def learned_guesses(
     fields = [c for c in entry.feature_columns(train) if c != text_column and c in test]
     if fields:
         encoder = OneHotEncoder(handle_unknown="ignore")
-        logistic = LogisticRegression(max_iter=1000).fit(
+        logistic = LogisticRegression(max_iter=1000, random_state=0).fit(
             encoder.fit_transform(_strings(train[fields])), y
         )
         proba = logistic.predict_proba(encoder.transform(_strings(test[fields])))
@@ -95,7 +95,8 @@ def learned_guesses(
             TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
             TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True),
         )
-        svc = LinearSVC().fit(words.fit_transform(_text(train[text_column])), y)
+        # Seeded: liblinear's shuffling would move the reports in git from run to run.
+        svc = LinearSVC(random_state=0).fit(words.fit_transform(_text(train[text_column])), y)
         margins = svc.decision_function(words.transform(_text(test.get(text_column))))
         if margins.ndim == 1:  # two classes: the margin of the second
             score = margins if positive == str(svc.classes_[1]) else -margins

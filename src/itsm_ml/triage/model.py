@@ -286,9 +286,11 @@ class TriageModel(BaseEstimator):  # type: ignore[misc]
         best = None
         for c in np.atleast_1d(np.asarray(self.text_c, dtype=float)):
             # Integer labels: LinearSVC refuses string-keyed class weights on two classes.
-            svm = LinearSVC(C=float(c), class_weight=dict(enumerate(weights))).fit(
-                features, y_index
-            )
+            # liblinear shuffles with an unseeded generator otherwise: reports in git would
+            # change in the eighth decimal from one run to the next.
+            svm = LinearSVC(
+                C=float(c), class_weight=dict(enumerate(weights)), random_state=self.random_state
+            ).fit(features, y_index)
             hits = svm.predict(valid[known]) == valid_targets[known] if known.any() else []
             self.text_c_scores_[float(c)] = float(np.mean(hits)) if known.any() else float("nan")
             if best is None or self.text_c_scores_[float(c)] > self.text_c_scores_[best[0]]:
@@ -301,7 +303,9 @@ class TriageModel(BaseEstimator):  # type: ignore[misc]
 
         # Values seen once carry no pattern: pooled with unseen ones in each column's OTHER.
         self.onehot_levels_ = {c: _frequent(X[c], 2) for c in self.categorical_}
-        self.logistic_ = LogisticRegression(C=self.logistic_c, max_iter=500)
+        self.logistic_ = LogisticRegression(
+            C=self.logistic_c, max_iter=500, random_state=self.random_state
+        )
         self.logistic_.fit(self._onehot(X), y_index)
         self._logistic_columns = np.asarray(self.logistic_.classes_, dtype=int)
 

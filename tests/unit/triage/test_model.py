@@ -220,3 +220,15 @@ def test_where_the_model_knows_a_class_too_little_it_keeps_the_value_set_at_open
         train, train.label_category, valid, valid.label_category
     )
     assert not without.defers_ and (without.respond(test).label[new] != "cad").all()
+
+
+def test_the_same_data_gives_the_same_model_bit_for_bit(parts) -> None:  # type: ignore[no-untyped-def]
+    # Reports in git are rewritten by every run: an unseeded solver would change them.
+    train, valid, test = parts
+    fitted = [
+        TriageModel(categorical=FEATURES, n_estimators=30, n_jobs=1).fit(
+            train, train.label_category, valid, valid.label_category
+        )
+        for _ in range(2)
+    ]
+    assert np.array_equal(fitted[0].predict_proba(test), fitted[1].predict_proba(test))
