@@ -184,7 +184,18 @@ class TriageModel(BaseEstimator):  # type: ignore[misc]
             z=self.threshold_z,
         )
         self._learn_deferral(X_valid, y_valid)
+        self._stable_bytes()
         return self
+
+    def _stable_bytes(self) -> None:
+        """The same fit pickles to the same bytes (dvc.lock records them, and a second run on
+        the same data must leave it unchanged). scikit-learn's text vectorizers keep the
+        terms min_df dropped as a set, pickled in hash order and kept for introspection
+        only, and a memory address as a cache key (`_stop_words_id`, recomputed if absent)."""
+        for part in getattr(getattr(self, "linear_", None), "named_transformers_", {}).values():
+            if hasattr(part, "stop_words_"):
+                part.stop_words_ = None
+            part.__dict__.pop("_stop_words_id", None)
 
     def _learn_deferral(self, X_valid: pd.DataFrame, y_valid: pd.Series) -> None:
         """Where to keep the value set at open instead of the model's answer.
