@@ -161,8 +161,8 @@ def compare(
     ours, theirs = challenger[primary], reference[primary]
     gain = ours - theirs
     problems = []
-    if not gain > 0:
-        problems.append(f"{primary} {ours:.3f} {'=' if gain == 0 else '<'} {theirs:.3f} {against}")
+    if gain < 0:
+        problems.append(f"{primary} {ours:.3f} < {theirs:.3f} {against}")
     elif gain < settings.margin:
         problems.append(
             f"{primary} {ours:.3f} against {theirs:.3f} {against}: {gain:+.4f}, below the"
