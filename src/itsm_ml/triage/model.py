@@ -534,8 +534,10 @@ class TriageModel(BaseEstimator):  # type: ignore[misc]
         chances = [[float(p) for p in proba[i, row]] for i, row in enumerate(top)]
         notes = self.notes(X).to_numpy(dtype=object)
         mask, kept, kept_chance = self._deferrable(self._complete(X))
-        for i in np.flatnonzero(mask):
-            # The kept value leads; the model's own guesses follow with what is left.
+        for i in np.flatnonzero(mask & (kept != label)):
+            # Where the model already answers the kept value, its own calibrated probability
+            # stays (the per-value rate is coarser: on the ServiceNow log it cost routing
+            # 0.011 of ECE). Elsewhere the kept value leads; the model's guesses follow.
             rest = [(c, p) for c, p in zip(suggestions[i], chances[i], strict=True) if c != kept[i]]
             suggestions[i] = [kept[i], *[c for c, _ in rest]][: self.top_k]
             share = 1 - kept_chance[i]
