@@ -30,6 +30,7 @@ help: ## list the targets
 	@touch $@
 
 run: .venv/.synced ## run the whole pipeline on the data set in params.yaml (default: generator)
+	$(RUN) itsm-ml registry-sync
 	$(RUN) dvc repro
 	@echo; $(RUN) itsm-ml summary
 

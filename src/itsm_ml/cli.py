@@ -431,6 +431,22 @@ def rollback(
     )
 
 
+@app.command("registry-sync")
+def registry_sync(params_path: ParamsOption = Path("params.yaml")) -> None:
+    """Make DVC see a new or reset tracking store: the stages whose registrations the store
+    does not hold (evaluate, drift) run again at the next `dvc repro`. `make run` and
+    `itsm-ml retrain` call it first."""
+    from itsm_ml.tracking.receipts import prune_stale
+
+    _, root = _project(params_path)
+    stale = prune_stale(root)
+    if stale:
+        stages = ", ".join(f"{p.stem}@{p.parent.name}" for p in stale)
+        out.print(
+            f"the tracking store does not hold what these stages wrote; they run again: {stages}"
+        )
+
+
 @app.command()
 def summary(params_path: ParamsOption = Path("params.yaml")) -> None:
     """What the last pipeline run ended with: each model's primary metric beside its best

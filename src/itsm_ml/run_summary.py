@@ -74,7 +74,7 @@ def _gate(decision: dict[str, Any]) -> tuple[str, bool]:
     checks = decision.get("checks") or []
     failed = [c for c in checks if not c["passed"] and c.get("blocking", True)]
     warned = [c for c in checks if not c["passed"] and not c.get("blocking", True)]
-    warnings = "".join(f"; warning: {c['name']} ({c['detail']})" for c in warned)
+    warnings = "".join(f"; warning, not met: {c['name']} ({c['detail']})" for c in warned)
     version = decision["challenger"]
     if decision.get("passed") or decision.get("forced"):
         how = "forced to champion" if decision.get("forced") else "promoted to champion"

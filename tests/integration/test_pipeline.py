@@ -367,3 +367,25 @@ def test_monitor_watches_each_champion_and_exits_3_when_labels_move(project: Pat
     assert version.tags["monitor.status"] == "alert"
     missing = cli(project, "monitor", "routing", "--tickets", "nowhere.parquet")
     assert missing.returncode == 1 and "nowhere.parquet" in missing.stderr
+
+
+def test_a_reset_tracking_store_is_filled_again_by_the_next_run(project: Path) -> None:
+    # A fresh clone, or a store deleted by hand: the reports and dvc.lock say every stage is
+    # done, the models come back byte for byte, but the store holds no version. Last in the
+    # module: it replaces the store the tests above read.
+    for name in ("mlflow.db", "promotion-ledger.jsonl"):
+        (project / name).unlink()
+    shutil.rmtree(project / "mlartifacts")
+    unsynced = dvc(project, "status")
+    assert "evaluate@routing" not in unsynced.stdout, "DVC alone cannot see the store"
+    synced = cli(project, "registry-sync")
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    assert "evaluate@routing" in synced.stdout and "drift@change-risk" in synced.stdout
+    again = dvc(project, "repro")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert {f"{stage}@{m}" for stage in ("evaluate", "drift", "promote") for m in MODELS} <= ran(
+        again
+    )
+    assert not {f"train@{m}" for m in MODELS} & ran(again), "the models themselves are current"
+    assert champion(project, "itsm-routing") == "1"
+    assert cli(project, "registry-sync").stdout.strip() == "", "nothing stale after the run"

@@ -67,7 +67,7 @@ def test_each_model_says_its_metric_beside_the_best_baseline_and_the_gates_word(
     )
     assert found["routing"].routed == "34% auto-routed at 93.1% precision"
     assert found["routing"].gate == (
-        "v1 promoted to champion; warning: current data resembles its training data (7 of 8)"
+        "v1 promoted to champion; warning, not met: current data resembles its training data (7 of 8)"
     )
     assert found["routing"].serving
     assert found["priority"].gate == (

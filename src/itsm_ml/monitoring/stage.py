@@ -23,6 +23,7 @@ from itsm_ml.data.stage import Layout
 from itsm_ml.errors import ItsmMlError
 from itsm_ml.monitoring.performance import PerformanceDrift
 from itsm_ml.results import StageResult
+from itsm_ml.tracking.receipts import write_receipt
 
 PROFILE_FOLDER = "drift/reference"  # in each version's run: the profiles monitoring reads
 
@@ -256,6 +257,7 @@ def drift(params: Params, item: str, root: Path) -> Any:
         )
         with io.atomic_path(profile_path(root, item)) as tmp:
             joblib.dump(model, tmp)
+        write_receipt(root, item, "drift", {"skipped": True})
         return model
     layout = Layout(root, target.table)
     parts = {part: io.read_table(layout.split(part)) for part in ("train", "valid", "test")}
@@ -263,6 +265,7 @@ def drift(params: Params, item: str, root: Path) -> Any:
     if not test[target.label].notna().any():
         raise ItsmMlError(f"drift of {item}: no labelled record in the test split")
 
+    _registered_run(root, _registered(target.registered))
     columns = target.columns(model)
     train = parts["train"]
     reference = ReferenceProfile(params.drift).fit(
@@ -329,7 +332,8 @@ def drift(params: Params, item: str, root: Path) -> Any:
     profiles_file = profile_path(root, item)
     with io.atomic_path(profiles_file) as tmp:
         joblib.dump(profiles, tmp)
-    _log_to_registry(root, registered, summary, out, profiles_file)
+    run_id = _log_to_registry(root, registered, summary, out, profiles_file)
+    write_receipt(root, item, "drift", {"version": summary["version"], "run_id": run_id})
     return StageResult(
         f"{summary['model']} v{summary['version']}: {summary['drifted_windows']} of"
         f" {summary['windows']} windows drifted, {summary['alert_windows']} alerts;"
@@ -347,22 +351,42 @@ def _registered(path: Path) -> dict[str, Any]:
     return dict(json.loads(path.read_text()))
 
 
-def _log_to_registry(
-    root: Path, registered: dict[str, Any], summary: dict[str, Any], out: Path, profiles: Path
-) -> None:
-    """The drift figures on the model version they judge, its run and its tags; and the
-    reference profiles, which `itsm-ml monitor` reads back for the version serving."""
+def _registered_run(root: Path, registered: dict[str, Any]) -> str | None:
+    """The run of the version an evaluation registered, looked up in the store (run ids
+    differ on every machine, and registered.json is tracked in git); None when nothing was
+    registered. Checked before any work, so a reset store fails the stage at once."""
     if not registered.get("version"):
-        return
+        return None
     import mlflow
+    from mlflow.exceptions import MlflowException
 
     from itsm_ml.tracking import registry
 
     registry.configure(root)
+    name, version = registered["name"], str(registered["version"])
+    try:
+        return str(mlflow.MlflowClient().get_model_version(name, version).run_id)
+    except MlflowException as exc:
+        raise ItsmMlError(
+            f"{name} v{version}, registered by the last `evaluate`, is not in the tracking"
+            f" store {registry.tracking_uri(root)}: the store was reset or replaced since."
+            " `make run` or `itsm-ml retrain` registers it again (by hand:"
+            " `itsm-ml registry-sync`, then `dvc repro`)"
+        ) from exc
+
+
+def _log_to_registry(
+    root: Path, registered: dict[str, Any], summary: dict[str, Any], out: Path, profiles: Path
+) -> str | None:
+    """The drift figures on the model version they judge, its run and its tags; and the
+    reference profiles, which `itsm-ml monitor` reads back for the version serving.
+    Returns the version's run id (None when nothing was registered)."""
+    run_id = _registered_run(root, registered)
+    if run_id is None:
+        return None
+    import mlflow
+
     client = mlflow.MlflowClient()
-    # The run is looked up, not read from the file: run ids differ on every machine, and the
-    # file is tracked in git.
-    run_id = client.get_model_version(registered["name"], str(registered["version"])).run_id
     registered = {**registered, "run_id": run_id}
     for name in ("drift.html", "timeline.png", "drift.json"):
         client.log_artifact(registered["run_id"], str(out / name), "drift")
@@ -395,3 +419,4 @@ def _log_to_registry(
         "drift.performance_metric",
         summary["performance_metric"],
     )
+    return run_id

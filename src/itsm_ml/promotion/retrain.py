@@ -20,6 +20,7 @@ from typing import Any
 from itsm_ml.data.stage import Layout
 from itsm_ml.promotion.stage import ledger
 from itsm_ml.schemas import TABLES
+from itsm_ml.tracking.receipts import prune_stale
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class Retraining:
 def retrain(root: Path, echo: Callable[[str], None] = print) -> Retraining:
     book = ledger(root)
     before = len(book.entries())
+    for stale in prune_stale(root):
+        echo(f"not in the tracking store: {stale.stem}@{stale.parent.name} runs again")
     commands = [
         [sys.executable, "-m", "dvc", "repro", "--force", "--single-item"]
         + [f"ingest@{table}" for table in TABLES],
