@@ -7,6 +7,10 @@ are accepted and ignored, so an ITSM can send the record as it has it.
 
 from __future__ import annotations
 
+import json
+import re
+import sys
+from types import FrameType
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -27,6 +31,67 @@ class Reference(BaseModel):
 
 
 FieldValue = Code | Reference | None
+
+
+# {"records": [{"caller_id": {"value": ...}}]}: object, array, object, object.
+RECORD_DEPTH = 4
+
+
+def parse_body(body: bytes) -> Any:
+    """A request body read as JSON, or `json.JSONDecodeError` whose `msg` says why it is not,
+    in words a client can act on and without quoting the body.
+
+    FastAPI answers a `JSONDecodeError` as a 422 `json_invalid` error; any other exception
+    from parsing (a `RecursionError` for deep nesting, a `ValueError` for an integer over
+    Python's int-from-str limit, a `UnicodeDecodeError`) would be its 400 "There was an error
+    parsing the body". Encodings are detected as `json.loads` does (UTF-8, or UTF-16/32 by
+    their byte pattern), so every body that parsed before still parses.
+    """
+    try:
+        return json.loads(body)
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno} column {exc.colno}"
+        raise _not_json(f"body is not valid JSON: {exc.msg} at {where}", exc.pos) from exc
+    except UnicodeDecodeError as exc:
+        encoding = "UTF-8" if exc.encoding.replace("-", "").lower() == "utf8" else exc.encoding
+        byte = f"0x{body[exc.start]:02x}" if exc.start < len(body) else "end of body"
+        raise _not_json(
+            f"body is not {encoding}: {byte} at byte {exc.start} ({exc.reason}); "
+            "send JSON encoded as UTF-8",
+            exc.start,
+        ) from exc
+    except RecursionError as exc:
+        raise _not_json(
+            f"JSON nested deeper than about {_parser_depth()} levels of arrays and objects, "
+            f"the parser's limit; the records this service takes nest {RECORD_DEPTH} at most",
+            0,
+        ) from exc
+    except ValueError as exc:
+        # The int-from-str limit (CVE-2020-10735): "... value has 5000 digits; use
+        # sys.set_int_max_str_digits() ..." speaks to the server, not to the client.
+        digits = re.search(r"value has (\d+) digits", str(exc))
+        if digits is None:
+            raise _not_json(f"body is not valid JSON: {exc}", 0) from exc
+        raise _not_json(
+            f"body holds an integer of {digits[1]} digits, over the "
+            f"{sys.get_int_max_str_digits()} a JSON number may have here; send it as a string",
+            0,
+        ) from exc
+
+
+def _not_json(reason: str, position: int) -> json.JSONDecodeError:
+    # An empty document: the error keeps no copy of the body (it may be ticket text).
+    return json.JSONDecodeError(reason, "", position)
+
+
+def _parser_depth() -> int:
+    """How deep `json.loads` could nest from here: the interpreter's recursion limit less
+    the frames already on the stack (its C scanner counts against the same limit)."""
+    depth = 0
+    frame: FrameType | None = sys._getframe()
+    while frame is not None:
+        depth, frame = depth + 1, frame.f_back
+    return sys.getrecursionlimit() - depth
 
 
 def plain(value: str | Reference | None) -> str | None:

@@ -7,10 +7,11 @@ status codes and the OpenAPI schema.
 
 # No `from __future__ import annotations`: FastAPI reads the closures' annotations at
 # runtime, and the dependencies in them are local names.
+import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
@@ -40,6 +42,7 @@ from itsm_ml.serving.api import (
     ModelStatus,
     TriageBatchResult,
     TriageResult,
+    parse_body,
 )
 from itsm_ml.serving.audit import AuditLog
 from itsm_ml.serving.auth import CachedTokens
@@ -155,7 +158,10 @@ def create_app(service: Service, *, poll: bool = True) -> FastAPI:
         ),
         lifespan=lifespan,
     )
+    app.router.route_class = _JsonRoute  # before the routes: each is made of this class
     app.add_middleware(BodyLimit, limit=service.params.serving.max_body_bytes)
+    # Added last, so it wraps BodyLimit: the clock starts before any byte of the body is read.
+    app.add_middleware(BodyTimeout, seconds=service.params.serving.body_timeout_seconds)
     _errors(app)
     bearer = HTTPBearer(auto_error=False, description="A token from `itsm-ml token create`.")
 
@@ -448,16 +454,11 @@ def _errors(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         # The field and the rule, never the submitted value: it may be ticket text.
-        problems = [
-            {
-                "field": _field_name(err["loc"]),
-                "loc": list(err["loc"]),
-                "message": err["msg"],
-                "type": err["type"],
-            }
-            for err in exc.errors()
-        ]
-        fields = ", ".join(sorted({p["field"] for p in problems}))
+        problems = [_problem(err) for err in exc.errors()]
+        # A body that is not JSON at all has no field to name: its reason is the detail.
+        fields = ", ".join(
+            sorted({p["message"] if p["type"] == "json_invalid" else p["field"] for p in problems})
+        )
         return JSONResponse(
             {"detail": f"invalid request: {fields}", "errors": problems}, status_code=422
         )
@@ -468,6 +469,41 @@ def _errors(app: FastAPI) -> None:
         request_id = getattr(request.state, "request_id", "?")
         log.error("request %s failed: %s at %s", request_id, *_where(exc))
         return JSONResponse({"detail": f"internal error (request {request_id})"}, status_code=500)
+
+
+def _problem(err: Any) -> dict[str, Any]:
+    if err["type"] == "json_invalid":
+        # FastAPI's "JSON decode error"; the reason `parse_body` gave is in the context.
+        reason = err.get("ctx", {}).get("error") or err["msg"]
+        return {"field": "body", "loc": list(err["loc"]), "message": reason, "type": err["type"]}
+    return {
+        "field": _field_name(err["loc"]),
+        "loc": list(err["loc"]),
+        "message": err["msg"],
+        "type": err["type"],
+    }
+
+
+class _JsonRequest(Request):
+    """A request whose JSON body, when it cannot be parsed, says why (see `parse_body`)."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = parse_body(await self.body())
+        return self._json
+
+
+class _JsonRoute(APIRoute):
+    """Routes that read their body through `_JsonRequest` (FastAPI's documented way to give a
+    route its own Request class): every unparseable body is a 422, never a bare 400."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def with_json_reasons(request: Request) -> Response:
+            return await handler(_JsonRequest(request.scope, request.receive))
+
+        return with_json_reasons
 
 
 def _where(exc: BaseException) -> tuple[str, str]:
@@ -535,6 +571,69 @@ class BodyLimit:
 
 async def _no_body() -> Message:
     return {"type": "http.disconnect"}
+
+
+class BodyTimeout:
+    """408 for a body not fully received `seconds` after the request's headers.
+
+    Without it, a request whose Content-Length promises more bytes than are sent holds its
+    connection (and a slot of the server) until the client gives up. The clock runs for the
+    whole body, not per chunk, so a client trickling a byte at a time is cut off too; once
+    the body is complete, `receive` (then waiting for a disconnect) is left untimed.
+    """
+
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.seconds
+        complete = False
+        started = False
+
+        async def timed() -> Message:
+            nonlocal complete
+            if complete:
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0))
+            except TimeoutError:
+                raise _BodyTimeout(self.seconds) from None
+            complete = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        async def tracking(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, timed, tracking)
+        except _BodyTimeout as exc:
+            # Normally answered by FastAPI's HTTPException handler; this is for a body read
+            # outside a route (a middleware), where nothing else would answer.
+            if not started:
+                response = JSONResponse(
+                    {"detail": exc.detail}, status_code=408, headers=exc.headers
+                )
+                await response({"type": "http"}, _no_body, send)
+
+
+class _BodyTimeout(HTTPException):
+    """An HTTPException, so FastAPI's body parsing passes it on instead of answering 400."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            408,
+            f"request body not received within {seconds:g} s "
+            "(serving.body_timeout_seconds): send the whole body the Content-Length announces",
+            # The rest of the body may still come: this connection cannot serve another request.
+            headers={"Connection": "close"},
+        )
 
 
 class _TooLarge(HTTPException):

@@ -108,8 +108,9 @@ class TokenStore:
         return found if hmac.compare_digest(found.hash, _digest(secret)) else None
 
     def _write(self, records: list[TokenRecord]) -> None:
-        io.write_json({"tokens": [asdict(r) for r in records]}, self.path)
-        self.path.chmod(0o600)
+        # 0600 from the temporary file's first byte: never readable by others, not even for
+        # the moment between a rename and a chmod.
+        io.write_json({"tokens": [asdict(r) for r in records]}, self.path, mode=0o600)
 
 
 def _digest(secret: str) -> str:

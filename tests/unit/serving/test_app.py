@@ -167,6 +167,49 @@ def test_an_invalid_body_gets_422_naming_the_field_without_echoing_it(
     assert nested.json()["detail"] == "invalid request: records.1.impact"
 
 
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b'{"short_description": "password is hunter2",}', "body is not valid JSON: Expecting "
+         "property name enclosed in double quotes at line 1 column 45"),
+        (b'{"short_description": "password is hunter2 \xff"}',
+         "body is not UTF-8: 0xff at byte 43 (invalid start byte); send JSON encoded as UTF-8"),
+        (b"[" * 100_000 + b"]" * 100_000, "JSON nested deeper than about "),
+        (b'{"short_description": "password is hunter2", "size": ' + b"7" * 5000 + b"}",
+         "body holds an integer of 5000 digits, over the 4300 a JSON number may have here; "
+         "send it as a string"),
+    ],
+    ids=["malformed", "not-utf8", "nested-100000-deep", "5000-digit-integer"],
+)  # fmt: skip
+@pytest.mark.parametrize("endpoint", ["/v1/triage", "/v1/change-risk/batch"])
+def test_a_body_that_is_not_json_gets_422_saying_why(
+    make_client: ClientFactory, tokens: dict[str, str], endpoint: str, body: bytes, reason: str
+) -> None:
+    """Not FastAPI's 400 "There was an error parsing the body": the same shape as every 422,
+    with a reason the client can act on, and never the body's text."""
+    response = make_client().post(
+        endpoint,
+        content=body,
+        headers={**auth(tokens["admin"]), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    found = response.json()
+    assert found["detail"].startswith(f"invalid request: {reason}")
+    [problem] = found["errors"]
+    assert problem["field"] == "body" and problem["type"] == "json_invalid"
+    assert problem["message"].startswith(reason)
+    assert "hunter2" not in response.text
+
+
+def test_nesting_within_the_parsers_limit_is_judged_by_the_schema(
+    make_client: ClientFactory, tokens: dict[str, str]
+) -> None:
+    deep = {"impact": json.loads("[" * 50 + "]" * 50), "ignored": json.loads("[" * 200 + "]" * 200)}
+    response = make_client().post("/v1/triage", json=deep, headers=auth(tokens["tickets"]))
+    assert response.status_code == 422
+    assert response.json()["detail"] == "invalid request: impact"
+
+
 def test_a_batch_over_the_limit_gets_422_naming_records(
     make_client: ClientFactory, tokens: dict[str, str], params: Params
 ) -> None:
@@ -196,6 +239,73 @@ def test_a_body_over_the_limit_gets_413(
         headers={**auth(tokens["tickets"]), "Content-Type": "application/json"},
     )
     assert streamed.status_code == 413
+
+
+def test_a_body_that_never_fully_arrives_gets_408_within_the_timeout(
+    project: Path, params: Params, registry_with_routing: FakeRegistry, tokens: dict[str, str]
+) -> None:
+    """Content-Length promises 1000 bytes, 10 come: the real server (uvicorn) answers 408 and
+    closes once `serving.body_timeout_seconds` passed, instead of holding the connection."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from itsm_ml.catalog import catalog
+    from itsm_ml.serving.champions import Champions
+
+    settings = with_serving(params, body_timeout_seconds=0.5)
+    champions = Champions(
+        [entry.registered_model for entry in catalog(settings)],
+        resolve=registry_with_routing.resolve,
+        load=registry_with_routing.load,
+    )
+    champions.refresh()
+    app = create_app(build_service(settings, project, champions=champions), poll=False)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.started, "uvicorn did not start within 30 s"
+        port = server.servers[0].sockets[0].getsockname()[1]
+
+        def exchange(head: dict[str, str], body: bytes) -> bytes:
+            """Send the request, read until the server closes (at most 10 s)."""
+            lines = [
+                "POST /v1/triage HTTP/1.1",
+                "Host: 127.0.0.1",
+                "Content-Type: application/json",
+                f"Authorization: Bearer {tokens['tickets']}",
+                *(f"{k}: {v}" for k, v in head.items()),
+            ]
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+                conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+                answer = b""
+                while chunk := conn.recv(65536):
+                    answer += chunk
+                return answer
+
+        start = time.monotonic()
+        answer = exchange({"Content-Length": "1000"}, b'{"number":')  # socket.timeout: failed
+        took = time.monotonic() - start
+        status, _, rest = answer.partition(b"\r\n")
+        assert status == b"HTTP/1.1 408 Request Timeout", answer
+        assert b"connection: close" in rest.lower()
+        assert json.loads(rest.partition(b"\r\n\r\n")[2])["detail"].startswith(
+            "request body not received within 0.5 s (serving.body_timeout_seconds)"
+        )
+        assert 0.5 <= took < 10
+        # A whole body is answered as before, on a server with the same short timeout.
+        whole = b'{"number": "INC1"}'
+        answer = exchange({"Content-Length": str(len(whole)), "Connection": "close"}, whole)
+        assert answer.startswith(b"HTTP/1.1 200 OK"), answer
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
 
 
 def test_no_champion_gets_503_saying_what_to_promote(

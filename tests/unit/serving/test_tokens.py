@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -26,6 +28,49 @@ def test_a_token_is_stored_only_as_a_hash_and_verifies(tmp_path: Path) -> None:
     assert store.verify(token) == record
     assert store.verify(token[:-1] + ("A" if token[-1] != "A" else "B")) is None
     assert store.verify("Bearer nonsense") is None and store.verify("itsm__") is None
+
+
+def test_the_store_is_owner_only_from_its_first_byte(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under a umask that lets everyone read, each temporary file of the atomic write is 0600
+    before its first byte and when renamed into place; a store an older version left 0644
+    becomes 0600 with the next write."""
+    path = tmp_path / "tokens.json"
+    path.write_text('{"tokens": []}\n')
+    path.chmod(0o644)
+    seen: list[tuple[str, str, int, int]] = []
+
+    def mode(file: Any) -> tuple[int, int]:
+        found = Path(file).stat()
+        return stat.S_IMODE(found.st_mode), found.st_size
+
+    real_write_text, real_replace = Path.write_text, os.replace
+
+    def write_text(self: Path, *args: Any, **kwargs: Any) -> int:
+        seen.append(("write", self.name, *mode(self)))
+        return real_write_text(self, *args, **kwargs)
+
+    def replace(src: Any, dst: Any, **kwargs: Any) -> None:
+        seen.append(("rename", Path(src).name, *mode(src)))
+        real_replace(src, dst, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", write_text)
+    monkeypatch.setattr(os, "replace", replace)
+    umask = os.umask(0)
+    try:
+        store = TokenStore(path)
+        record, _ = store.create("desk", ["score:tickets"])
+        store.revoke(record.id)
+    finally:
+        os.umask(umask)
+    assert [(step, name.startswith(".tokens.json.")) for step, name, *_ in seen] == [
+        ("write", True), ("rename", True)
+    ] * 2  # fmt: skip
+    assert [(m, size) for step, _, m, size in seen if step == "write"] == [(0o600, 0)] * 2
+    assert [m for step, _, m, _ in seen if step == "rename"] == [0o600] * 2
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert store.records()[0].revoked_at is not None
 
 
 def test_scopes_are_checked_and_admin_holds_them_all(tmp_path: Path) -> None:
