@@ -1,8 +1,29 @@
-"""Wiring of the promotion gate: load the versions, score the window, ledger, move the alias."""
+"""Wiring of the promotion gate: load the versions, score the window, ledger, move the alias.
+
+One gate at a time per model: `promote` and `rollback` hold an exclusive lock on
+`.promotion-<registered name>.lock` beside the ledger for their whole read-decide-ledger-move
+sequence, so two runs never both decide on the same champion. A second run waits up to
+`LOCK_WAIT_SECONDS`, then reads the aliases afresh (typically finding the first run's
+challenger already champion). The lock is `flock`: the kernel drops it when its holder
+exits, however it exits, so a killed run leaves no stale lock.
+
+Each run also repairs what an interrupted one can leave: the intent (a passed decision, a
+rollback) is ledgered before the alias moves, and "alias moved" after; a run stopped between
+the move and its line leaves the alias ahead of the ledger, and the next run records the
+move (`reconcile`). A run stopped before the move leaves the old champion serving and the
+decision shown "not applied" by `history_rows`.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import json
+import logging
+import os
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +34,7 @@ from itsm_ml.catalog import CatalogEntry, ModelLayout, Skipped, catalog
 from itsm_ml.config import Params
 from itsm_ml.data.stage import Layout
 from itsm_ml.errors import ItsmMlError, NothingToPromote
+from itsm_ml.promotion import history
 from itsm_ml.promotion.gate import (
     LEDGER_NAME,
     Check,
@@ -29,10 +51,129 @@ from itsm_ml.promotion.gate import (
 from itsm_ml.results import StageResult
 from itsm_ml.tracking import registry
 
+log = logging.getLogger(__name__)
+
+# A gate loads two versions and scores a window: under a minute on a desk's test split.
+LOCK_WAIT_SECONDS = 60.0
+_LOCK_POLL_SECONDS = 0.1
+
 
 def ledger(root: Path) -> Ledger:
     """Next to the tracking store: the project root for the embedded one."""
     return Ledger(root / LEDGER_NAME)
+
+
+def lock_path(root: Path, name: str) -> Path:
+    """Beside the ledger, one per registered model (git-ignored: `.promotion-*.lock`)."""
+    return root / f".promotion-{re.sub(r'[^A-Za-z0-9._-]', '_', name)}.lock"
+
+
+@contextmanager
+def model_lock(root: Path, name: str) -> Iterator[Path]:
+    """Hold the promotion lock of one registered model; wait for it up to
+    `LOCK_WAIT_SECONDS` (saying so once, as a warning), then fail naming its holder."""
+    path = lock_path(root, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        waited = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = _holder(path)
+                if time.monotonic() >= deadline:
+                    raise ItsmMlError(
+                        f"another promotion of {name} is running (pid {holder}, lock file "
+                        f"{path}); try again when it ends"
+                    ) from None
+                if not waited:
+                    log.warning(
+                        "waiting up to %g s for another promotion of %s to end (pid %s, "
+                        "lock file %s)",
+                        LOCK_WAIT_SECONDS,
+                        name,
+                        holder,
+                        path,
+                    )
+                    waited = True
+                time.sleep(_LOCK_POLL_SECONDS)
+        # Who holds it, for the message of a run that waits (informative only: the lock
+        # is the flock, not this content).
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            yield path
+        finally:
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def _holder(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def reconcile(params: Params, item: str, root: Path) -> dict[str, Any] | None:
+    """Record an alias move an interrupted run applied but did not ledger (under the lock);
+    returns the "alias moved" entry written, or None when the ledger already agrees."""
+    name = registered_name(params, item)
+    with model_lock(root, name):
+        return _reconcile(registry.client(root), ledger(root), name)
+
+
+def _reconcile(client: Any, book: Ledger, name: str) -> dict[str, Any] | None:
+    """The last intent of the ledger (a passed or forced decision, a rollback) with no
+    "alias moved" line: if `champion` points at its version, the move happened and only
+    its line was lost (the process stopped between the two): write the line now, marked
+    `reconciled`. If the alias did not move, the ledger is right as it is: the intent
+    reads "not applied" and the next gate decides afresh."""
+    from itsm_ml.tracking.registry import CHAMPION
+
+    intent = history.pending(book.entries(name))
+    if intent is None:
+        return None
+    current = registry.version_by_alias(client, name, CHAMPION)
+    if current is None or str(current.version) != history.target(intent):
+        return None
+    previous = intent["champion"] if intent["event"] == "decision" else intent["from"]
+    forced = (
+        {"forced": True, "reason": intent["reason"]}
+        if intent["event"] == "decision" and intent.get("forced")
+        else {}
+    )
+    return book.append(
+        {
+            "event": "alias moved",
+            "actor": actor(),
+            "model": name,
+            "alias": CHAMPION,
+            "version": str(current.version),
+            "previous": previous,
+            **forced,
+            "reconciled": f"the move ledgered at {intent['at']} was applied, its line lost",
+        }
+    )
+
+
+def history_rows(params: Params, item: str, root: Path) -> list[history.Row]:
+    """The ledger of one model as `itsm-ml history` shows it, oldest first. The registry is
+    read only when the last move the ledger asks for has no line saying it was applied:
+    where the alias points tells an interrupted move that happened from one that did not."""
+    from itsm_ml.tracking.registry import CHAMPION
+
+    name = registered_name(params, item)
+    entries = ledger(root).entries(name)
+    champion = None
+    if history.pending(entries) is not None:
+        current = registry.version_by_alias(registry.client(root), name, CHAMPION)
+        champion = str(current.version) if current is not None else None
+    return history.rows(entries, champion)
 
 
 def _window(target: Any, root: Path, window: Path | None) -> pd.DataFrame:
@@ -104,16 +245,30 @@ def promote(
     force_reason: str | None = None,
 ) -> Decision:
     """Run the gate for one model; ledger the decision; move `champion` only if it passed,
-    or if `force_reason` says why it moves past the failed checks (ledgered and tagged)."""
+    or if `force_reason` says why it moves past the failed checks (ledgered and tagged).
+    Under the model's lock, after recording a move an interrupted run left unledgered."""
+    reason = _reason(force_reason)  # before any work: a forced run without a reason is an error
+    entry = catalog(params).get(item)
+    client = registry.client(root)
+    with model_lock(root, entry.registered_model):
+        _reconcile(client, ledger(root), entry.registered_model)
+        return _promote(params, entry, root, client, window, reason)
 
+
+def _promote(
+    params: Params,
+    entry: CatalogEntry,
+    root: Path,
+    client: Any,
+    window: Path | None,
+    reason: str | None,
+) -> Decision:
     from itsm_ml.monitoring.stage import monitored
     from itsm_ml.tracking.registry import CHALLENGER, CHAMPION
 
-    reason = _reason(force_reason)  # before any work: a forced run without a reason is an error
-    entry = catalog(params).get(item)
-    target = monitored(params, item, root)
-    client = registry.client(root)
+    target = monitored(params, entry.name, root)
     name = entry.registered_model
+    # Read here, under the lock: a run that waited sees what the one before it did.
     challenger = registry.version_by_alias(client, name, CHALLENGER)
     if challenger is None:
         raise ItsmMlError(f"{name} has no `{CHALLENGER}` version to promote")
@@ -228,12 +383,19 @@ def _move_alias(client: Any, name: str, version: str) -> None:
 
 
 def rollback(params: Params, item: str, root: Path) -> dict[str, Any]:
-    """`champion` back to the version it replaced, ledgered like a promotion."""
-    from itsm_ml.tracking.registry import CHAMPION
-
+    """`champion` back to the version it replaced, ledgered like a promotion (under the same
+    lock as `promote`)."""
     name = registered_name(params, item)
     client = registry.client(root)
-    book = ledger(root)
+    with model_lock(root, name):
+        book = ledger(root)
+        _reconcile(client, book, name)
+        return _rollback(client, book, name)
+
+
+def _rollback(client: Any, book: Ledger, name: str) -> dict[str, Any]:
+    from itsm_ml.tracking.registry import CHAMPION
+
     current = registry.version_by_alias(client, name, CHAMPION)
     previous = book.previous_champion(name)
     if current is None or previous is None:
