@@ -5,7 +5,8 @@ only when the record closed (a training target, never a feature). Every other co
 what was known when the ticket was opened or the change was requested.
 
 Columns starting with ``_`` are ingest metadata (the source row, raw text that failed to
-parse); validation reads them and drops them from the validated table.
+parse, values that disagree between the events of one case); validation reads them and drops
+them from the validated table.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ BOOL = "boolean"
 
 LABEL_PREFIX = "label_"
 UNPARSED_PREFIX = "_unparsed_"
+CONFLICT_PREFIX = "_conflicting_"
 SOURCE_ROW = "_source_row"
 
 
@@ -29,6 +31,7 @@ class Column:
     dtype: str
     description: str
     core: bool = False  # present in every table of its kind (possibly all null)
+    non_negative: bool = False  # a count or a size: below zero is an error of the export
 
 
 @dataclass(frozen=True)
@@ -46,10 +49,20 @@ class TableSchema:
     def core_columns(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns if c.core)
 
+    @property
+    def non_negative_columns(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns if c.non_negative)
+
 
 def unparsed_column(column: str) -> str:
     """Name of the metadata column holding the raw text of `column` where it failed to parse."""
     return f"{UNPARSED_PREFIX}{column}"
+
+
+def conflict_column(column: str) -> str:
+    """Name of the metadata column holding the distinct values `column` takes across the
+    events of one case, where it should take one (an event log's open time); NA elsewhere."""
+    return f"{CONFLICT_PREFIX}{column}"
 
 
 def is_label(column: str) -> bool:
@@ -99,8 +112,8 @@ _TICKET_COLUMNS = (
     Column("label_ticket_type", STRING, "Final ticket type (incident, request, ...)."),
     Column("label_closed_code", STRING, "Close code."),
     Column("label_made_sla", BOOL, "Whether the ticket met its SLA."),
-    Column("label_reassignment_count", INT, "Times the ticket changed group."),
-    Column("label_reopen_count", INT, "Times the ticket was reopened."),
+    Column("label_reassignment_count", INT, "Times the ticket changed group.", non_negative=True),
+    Column("label_reopen_count", INT, "Times the ticket was reopened.", non_negative=True),
 )
 
 _CHANGE_COLUMNS = (
@@ -115,7 +128,7 @@ _CHANGE_COLUMNS = (
     Column("service", STRING, "Business service changed."),
     Column("change_type", STRING, "standard, normal or emergency."),
     Column("assignment_group", STRING, "Group implementing the change."),
-    Column("size", FLOAT, "Size of the change (tasks, lines or CIs touched)."),
+    Column("size", FLOAT, "Size of the change (tasks, lines or CIs touched).", non_negative=True),
     Column(
         "label_failed", BOOL, "Whether the change failed or caused a defect/incident.", core=True
     ),

@@ -6,6 +6,7 @@ a file layout change happens here only. Logic lives in the modules they call.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -79,8 +80,13 @@ def validate_loaded(
     frame: pd.DataFrame,
     rules: ValidationParams,
     now: pd.Timestamp | None = None,
+    *,
+    labels: Sequence[str] = (),
 ) -> ValidationOutcome:
-    """Validate a table loaded from `source`, demanding what that kind of source provides."""
+    """Validate a table loaded from `source`, demanding what that kind of source provides.
+
+    `labels`: the label columns of the table's models (`catalog(params).of_table(table)`,
+    each entry's `label`), judged for completeness and appearance; by default none."""
     traits = sources.traits(table, source)
     if rules.vocabularies is None:
         rules = rules.model_copy(update={"vocabularies": traits.vocabularies})
@@ -91,6 +97,7 @@ def validate_loaded(
         source=sources.describe(source),
         expect_text=traits.has_text,
         non_null=traits.non_null,
+        labels=labels,
         now=now,
     )
 
@@ -102,10 +109,16 @@ def write_report(report: ValidationReport, json_path: Path) -> None:
 
 def validate(params: Params, table: str, root: Path) -> ValidationReport:
     """Validate the ingested table; on failure write only the report, then raise."""
+    from itsm_ml.catalog import catalog
+
     layout = Layout(root, table)
     table_params = params.table(table)
     outcome = validate_loaded(
-        table, table_params.source, io.read_table(layout.raw), table_params.validation
+        table,
+        table_params.source,
+        io.read_table(layout.raw),
+        table_params.validation,
+        labels=[entry.label for entry in catalog(params).of_table(table)],
     )
     # No time of checking: the report is tracked in git and must not change when the data
     # did not (DVC records when the stage ran).
@@ -133,8 +146,7 @@ def split(params: Params, table: str, root: Path) -> StageResult:
         test_share=params.split.test_share,
         seed=params.split.seed,
     )
-    for part, frame in result.parts().items():
-        io.write_table(frame, layout.split(part))
+    io.write_tables({layout.split(part): frame for part, frame in result.parts().items()})
     summary = result.summary(schema.time_column)
     io.write_json(summary, layout.split_summary)
     sizes = " / ".join(f"{part} {len(frame):,}" for part, frame in result.parts().items())

@@ -15,6 +15,7 @@ from itsm_ml.schemas import (
     SOURCE_ROW,
     STRING,
     TableSchema,
+    conflict_column,
     unparsed_column,
 )
 
@@ -31,6 +32,7 @@ class CanonicalBuilder:
         self.index = source_rows.index
         self._columns: dict[str, pd.Series] = {}
         self._unparsed: dict[str, pd.Series] = {}
+        self._conflicts: dict[str, pd.Series] = {}
         self._source_rows = source_rows.astype("Int64")
 
     def _set(self, name: str, values: pd.Series) -> None:
@@ -61,6 +63,11 @@ class CanonicalBuilder:
     ) -> None:
         self._set_parsed(name, parsing.parse_booleans(raw, true, false))
 
+    def conflicts(self, name: str, values: pd.Series) -> None:
+        """Per record, the distinct values `name` took where it should take one (the events
+        of one case disagreeing on its open time), as text; NA where they agree."""
+        self._conflicts[name] = values.set_axis(self.index)
+
     def typed(self, name: str, raw: pd.Series, fmt: str | None) -> None:
         """A mapped column parsed as the schema types it (`fmt` for timestamps); a column the
         schema does not know is text."""
@@ -89,6 +96,8 @@ class CanonicalBuilder:
         ordered[SOURCE_ROW] = self._source_rows
         for name, failures in self._unparsed.items():
             ordered[unparsed_column(name)] = failures.astype(STRING)
+        for name, values in self._conflicts.items():
+            ordered[conflict_column(name)] = values.astype(STRING)
         return pd.DataFrame(ordered, index=self.index).reset_index(drop=True)
 
 

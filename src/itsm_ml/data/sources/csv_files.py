@@ -6,9 +6,12 @@ reported parse failure instead of a silently coerced column.
 
 from __future__ import annotations
 
+import bz2
 import difflib
 import gzip
 import io
+import lzma
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -62,27 +65,96 @@ class _CountingReader(io.RawIOBase):
         return int(count or 0)
 
 
-def _is_gzip(head: bytes) -> bool:
-    return head[:2] == b"\x1f\x8b"
+# Compression is read from the first bytes, never from the name: a plain CSV named
+# `.csv.gz`, or a gzip file named `.csv`, is common in exports passed around by hand.
+_COMPRESSIONS = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz"}
+_UNSUPPORTED_COMPRESSIONS = {b"\x28\xb5\x2f\xfd": "zstd"}
+# What a cut-short or damaged compressed stream raises while it is read.
+STREAM_ERRORS = (EOFError, OSError, zlib.error, lzma.LZMAError)
+
+
+def compression_of(path: Path) -> str | None:
+    """gzip, bzip2, xz or None (plain), from the file's first bytes."""
+    with path.open("rb") as raw:
+        head = raw.read(8)
+    for magic, name in _COMPRESSIONS.items():
+        if head.startswith(magic):
+            return name
+    for magic, name in _UNSUPPORTED_COMPRESSIONS.items():
+        if head.startswith(magic):
+            raise SourceError(
+                f"{path}: {name}-compressed, which is not read here: decompress it"
+                f" (or recompress it with gzip) and point the source at that file"
+            )
+    return None
+
+
+@contextmanager
+def open_export(path: Path, raw: IO[bytes] | None = None) -> Iterator[IO[bytes]]:
+    """The export's bytes, decompressed when its content says it is compressed. `raw`: an
+    already open stream of the file to read through (e.g. one that counts bytes)."""
+    kind = compression_of(path)
+    with path.open("rb") if raw is None else _kept_open(raw) as stream:
+        if kind is None:
+            yield stream
+            return
+        with _decompressing(kind, stream) as unpacked:
+            yield unpacked
+
+
+def _decompressing(kind: str, raw: IO[bytes]) -> Any:
+    # Closed by the caller's `with`; closing it leaves `raw` open (it is not theirs to close).
+    if kind == "gzip":
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    if kind == "bzip2":
+        return bz2.BZ2File(raw, "rb")
+    return lzma.LZMAFile(raw, "rb")
+
+
+@contextmanager
+def _kept_open(stream: IO[bytes]) -> Iterator[IO[bytes]]:
+    yield stream
+
+
+def broken_stream_error(path: Path, exc: BaseException) -> SourceError:
+    """Where a compressed export breaks, and what to do: called once reading it failed."""
+    kind = compression_of(path) or "compressed"
+    size = path.stat().st_size
+    lines, at, reason = 0, size, str(exc)
+    with path.open("rb") as raw, open_export(path, raw) as stream:
+        try:
+            # read1: what was decompressed before the break is counted, not lost with it.
+            for chunk in iter(lambda: stream.read1(1 << 16), b""):  # type: ignore[attr-defined]
+                lines += chunk.count(b"\n")
+        except STREAM_ERRORS as found:
+            at, reason = raw.tell(), str(found) or type(found).__name__
+    cut_short = isinstance(exc, EOFError) or "end-of-stream" in reason
+    state, why = (
+        ("cut short", "the download or copy did not finish")
+        if cut_short
+        else ("corrupt", "it was damaged in transfer or on disk")
+    )
+    return SourceError(
+        f"{path}: the {kind} stream is {state} near compressed byte {at:,} of {size:,}"
+        f" (after line {lines:,} of the CSV): {reason}. Likely {why}:"
+        f" copy or export the file again (`{_checker(kind)} {path.name}` tests it)"
+    )
+
+
+def _checker(kind: str) -> str:
+    return {"gzip": "gzip -t", "bzip2": "bzip2 -t", "xz": "xz -t"}.get(kind, "file")
 
 
 def _head(path: Path) -> bytes:
-    with path.open("rb") as raw:
-        head = raw.read(_SNIFF_BYTES)
-    if _is_gzip(head):
+    with open_export(path) as stream:
         try:
-            with gzip.open(path, "rb") as unzipped:
-                return unzipped.read(_SNIFF_BYTES)
-        except (OSError, EOFError) as exc:
-            raise SourceError(f"{path}: looks gzip-compressed but cannot be read: {exc}") from exc
-    return head
+            return stream.read(_SNIFF_BYTES)
+        except STREAM_ERRORS as exc:
+            raise broken_stream_error(path, exc) from exc
 
 
 def _first_undecodable_line(path: Path, encoding: str) -> tuple[int, bytes, str]:
-    with path.open("rb") as raw:
-        packed = _is_gzip(raw.read(2))
-    opener = gzip.open if packed else Path.open
-    with opener(path, "rb") as stream:
+    with open_export(path) as stream:
         for number, line in enumerate(stream, start=1):
             try:
                 line.decode(encoding)
@@ -151,7 +223,10 @@ def read_csv_as_text(
     codec = "utf-8-sig" if encoding.lower().replace("_", "-") in {"utf-8", "utf8"} else encoding
     wanted = list(dict.fromkeys(columns)) if columns is not None else None
     try:
-        header = pd.read_csv(path, nrows=0, sep=delimiter, encoding=codec, dtype=str)
+        with open_export(path) as stream:
+            header = pd.read_csv(stream, nrows=0, sep=delimiter, encoding=codec, dtype=str)
+    except STREAM_ERRORS as exc:
+        raise broken_stream_error(path, exc) from exc
     except pd.errors.EmptyDataError as exc:
         raise SourceError(f"{path}: no header row found (the file has no columns)") from exc
     except UnicodeDecodeError as exc:
@@ -161,10 +236,10 @@ def read_csv_as_text(
     present = [str(c).strip() for c in header.columns]
     require_columns(path, [*(wanted or ()), *required], present)
     try:
-        with _opened(path) as (stream, compression):
+        with _opened(path) as stream:
             frame = pd.read_csv(
                 stream,
-                compression=compression,
+                compression=None,
                 sep=delimiter,
                 encoding=codec,
                 dtype=str,
@@ -175,6 +250,8 @@ def read_csv_as_text(
             )
     except UnicodeDecodeError as exc:
         raise decode_error(path, encoding) from exc
+    except STREAM_ERRORS as exc:
+        raise broken_stream_error(path, exc) from exc
     except pd.errors.ParserError as exc:
         if "EOF inside string" in str(exc):
             raise SourceError(
@@ -187,17 +264,17 @@ def read_csv_as_text(
 
 
 @contextmanager
-def _opened(path: Path) -> Iterator[tuple[Path | IO[bytes], str | None]]:
-    """The file as pandas should read it, counting bytes when someone shows progress."""
+def _opened(path: Path) -> Iterator[IO[bytes]]:
+    """The export's decompressed bytes, counting the file's bytes when someone shows progress."""
     callback = _read_progress.get()
     if callback is None:
-        yield path, "infer"
+        with open_export(path) as stream:
+            yield stream
         return
     with path.open("rb") as raw:
-        compression = "gzip" if _is_gzip(raw.read(2)) else None
-        raw.seek(0)
-        counting = _CountingReader(raw, path.stat().st_size, callback)
-        yield io.BufferedReader(counting), compression
+        counting = io.BufferedReader(_CountingReader(raw, path.stat().st_size, callback))
+        with open_export(path, counting) as stream:
+            yield stream
 
 
 def decode_error(
@@ -212,22 +289,59 @@ def decode_error(
     )
 
 
+MAX_HINTS = 3
+
+
 def require_columns(path: Path, wanted: Sequence[str], present: Sequence[str]) -> None:
     wanted = list(dict.fromkeys(wanted))
     missing = [c for c in wanted if c not in present]
     if not missing:
         return
-    hints = []
-    for column in missing:
-        close = _closest(column, present)
-        hints.append(f"{column!r} (did you mean {close!r}?)" if close else repr(column))
-    shown = ", ".join(repr(p) for p in present[:15]) + (" ..." if len(present) > 15 else "")
-    hint = ""
-    if len(present) == 1 or len(missing) == len(wanted):
-        hint = " None of the mapped columns is there: is the delimiter right, and is it the right file?"
+    guesses = {column: _closest(column, present) for column in missing}
+    # The best few guesses only: with a wrong delimiter every missing column "matches" the
+    # one giant header cell, and a hint per column buried the cause in thousands of characters.
+    hinted = sorted(
+        (c for c in missing if guesses[c]),
+        key=lambda c: -difflib.SequenceMatcher(None, c.lower(), str(guesses[c]).lower()).ratio(),
+    )[:MAX_HINTS]
+    separator = _delimiter_hint(present)
+
+    def named(column: str) -> str:
+        if column in hinted and not separator:
+            return f"{column!r} (did you mean {_clip(str(guesses[column]))!r}?)"
+        return repr(column)
+
+    ordered = [*hinted, *(c for c in missing if c not in hinted)] if not separator else missing
+    listed = ", ".join(named(c) for c in ordered[:10]) + (
+        f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+    )
+    shown = ", ".join(repr(_clip(p)) for p in present[:15]) + (" ..." if len(present) > 15 else "")
+    cause = separator or (
+        " None of the mapped columns is there: is the delimiter right, and is it the right file?"
+        if len(present) == 1 or len(missing) == len(wanted)
+        else ""
+    )
     raise SourceError(
-        f"{path}: missing required column{'s' if len(missing) > 1 else ''} "
-        f"{', '.join(hints)}. The file has {len(present)} column(s): {shown}.{hint}"
+        f"{path}: missing required column{'s' if len(missing) > 1 else ''} {listed}."
+        f" The file has {len(present)} column(s): {shown}.{cause}"
+    )
+
+
+def _clip(name: str, limit: int = 60) -> str:
+    return name if len(name) <= limit else name[: limit - 3] + "..."
+
+
+def _delimiter_hint(present: Sequence[str]) -> str:
+    """When the whole header landed in one column, the separator it holds."""
+    if len(present) != 1:
+        return ""
+    counts = {sep: present[0].count(sep) for sep in (";", "\t", "|", ",")}
+    sep, count = max(counts.items(), key=lambda item: item[1])
+    if count == 0:
+        return ""
+    return (
+        f" The header is one column holding {sep!r} {count} times: the file is {sep!r}-separated;"
+        f" set `delimiter: {sep!r}` in the source params (for `itsm-ml check`: in the --mapping file)"
     )
 
 

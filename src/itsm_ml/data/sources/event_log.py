@@ -4,6 +4,11 @@ Features come from a case's first event, the state when it was opened (what a ro
 hand), and labels from its last event, the final state (what ServiceNow's own Predictive
 Intelligence learns: "the value the field had when the record closed"). The ServiceNow audit
 log is one such log, with a preset mapping (`ServiceNowAuditLogSource`).
+
+Collapsing trusts the case id: events sharing it are one case. An id reused for another case
+(a re-imported or renumbered record) would merge two tickets silently, so the open time, which
+never changes in the life of one case, is compared across its events: where the parsed values
+differ, they go to a metadata column that validation turns into a critical failure.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from itsm_ml.data.sources.csv_files import read_export
 from itsm_ml.schemas import LABEL_PREFIX, STRING, TICKETS
 
 _CASE, _ALONE, _RECORD = "_case", "_alone", "_record"
+MAX_CONFLICTING_SHOWN = 3  # values of one case listed in its conflict (then their count)
 
 
 def load_event_log(source: EventLogFields) -> pd.DataFrame:
@@ -27,7 +33,7 @@ def load_event_log(source: EventLogFields) -> pd.DataFrame:
 def events_to_canonical(events: pd.DataFrame, source: EventLogFields) -> pd.DataFrame:
     """Map events, read as text in file order, onto the canonical tickets table: one row per
     case, sorted by case id (events without one last, in file order)."""
-    first, last = _first_and_last_events(events, source)
+    first, last, case_of = _first_and_last_events(events, source)
     build = CanonicalBuilder(TICKETS, first[_RECORD])  # a ticket points at its first event
     build.text("ticket_id", first[source.case_id])
     fmt = source.date_format
@@ -38,6 +44,9 @@ def events_to_canonical(events: pd.DataFrame, source: EventLogFields) -> pd.Data
     ):
         if column:
             build.timestamps(name, state[column], fmt)
+    if source.opened_at:
+        per_case = _disagreeing_times(events[source.opened_at], case_of, fmt)
+        build.conflicts("opened_at", case_of.loc[first.index].map(per_case))
     if source.text:
         build.joined_text("text", [first[c] for c in source.text])
     for name, column in source.at_open.items():
@@ -50,8 +59,9 @@ def events_to_canonical(events: pd.DataFrame, source: EventLogFields) -> pd.Data
 
 def _first_and_last_events(
     events: pd.DataFrame, source: EventLogFields
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The first and the last event of each case, row i of both belonging to the same case."""
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
+    """The first and the last event of each case, row i of both belonging to the same case,
+    and the case of every event (a number)."""
     records = record_numbers(events)
     case = parsing.clean_text(events[source.case_id])
     keys = pd.DataFrame(
@@ -74,7 +84,27 @@ def _first_and_last_events(
     first = ordered.drop_duplicates([_CASE, _ALONE], keep="first").index
     last = ordered.drop_duplicates([_CASE, _ALONE], keep="last").index
     with_records = events.assign(**{_RECORD: records})
-    return with_records.loc[first], with_records.loc[last]
+    case_of = keys.groupby([_CASE, _ALONE], dropna=False, sort=False).ngroup()
+    return with_records.loc[first], with_records.loc[last], case_of
+
+
+def _disagreeing_times(raw: pd.Series, case_of: pd.Series, fmt: str | None) -> pd.Series:
+    """Per case whose events carry different times (compared parsed, so '1/3/2024 10:00' and
+    '01/03/2024 10:00' agree), those times as text: 'a | b', the first few and their count
+    when there are more. Cases that agree are absent; values that do not parse are left to the
+    parse rule of the canonical column."""
+    parsed, _ = parsing.parse_timestamps(raw, fmt)
+    pairs = pd.DataFrame({_CASE: case_of, "time": parsed}).dropna().drop_duplicates()
+    counts = pairs.groupby(_CASE).size()
+    many = pairs[pairs[_CASE].isin(counts.index[counts > 1])].sort_values([_CASE, "time"])
+    shown = many["time"].dt.strftime("%Y-%m-%d %H:%M:%S")
+
+    def listed(values: pd.Series) -> str:
+        head = " | ".join(values.iloc[:MAX_CONFLICTING_SHOWN])
+        more = len(values) - MAX_CONFLICTING_SHOWN
+        return f"{head} | ... ({len(values)} values)" if more > 0 else head
+
+    return shown.groupby(many[_CASE]).agg(listed).astype(STRING)
 
 
 def _sortable(raw: pd.Series, fmt: str | None) -> pd.Series:

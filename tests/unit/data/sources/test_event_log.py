@@ -246,3 +246,45 @@ def test_check_reads_an_event_log_with_its_mapping_file(tmp_path: Path) -> None:
     assert report["rows"] == 3 and report["quarantined_rows"] == 0
     without = CliRunner().invoke(app, [*args, "--report-dir", str(tmp_path / "r")])
     assert without.exit_code == 2 and "needs --mapping" in without.output
+
+
+def test_events_of_one_case_disagreeing_on_the_open_time_are_marked(
+    log_file: Path, tickets: pd.DataFrame
+) -> None:
+    assert tickets["_conflicting_opened_at"].isna().all()  # the log's cases agree
+    # T2 reused for another case opened three months later: its events would be merged.
+    reused = LOG.replace(
+        "T2,10,2024-03-03 12:00,2024-03-01 08:00", "T2,10,2024-03-03 12:00,2024-06-01 08:00"
+    )
+    log_file.write_text(reused)
+    frame = load_event_log(event_log(log_file))
+    assert ticket(frame, "T2")._conflicting_opened_at == (
+        "2024-03-01 08:00:00 | 2024-06-01 08:00:00"
+    )
+    assert ticket(frame, "T2").opened_at == pd.Timestamp("2024-03-01 08:00")  # the first event's
+    assert frame.set_index("ticket_id")._conflicting_opened_at.drop("T2").isna().all()
+
+
+def test_open_times_are_compared_once_parsed(tmp_path: Path) -> None:
+    path = tmp_path / "log.csv"
+    path.write_text(
+        "ticket,seq,opened,team\n"
+        "A,1,1/3/2024 10:00,Desk\nA,2,01/03/2024 10:00,Net\n"  # the same time, spelled twice
+        "B,1,2/3/2024 10:00,Desk\nB,2,,Net\nB,3,31/02/2024 10:00,Net\n"  # missing, unparseable
+        "C,1,1/1/2024 10:00,Desk\nC,2,2/1/2024 10:00,Desk\nC,3,3/1/2024 10:00,Desk\n"
+        "C,4,4/1/2024 10:00,Desk\n"
+    )
+    source = EventLogSource(
+        kind="event_log",
+        path=str(path),
+        case_id="ticket",
+        order=("seq",),
+        opened_at="opened",
+        date_format="%d/%m/%Y %H:%M",
+        labels={"assignment_group": "team"},
+    )
+    conflicts = load_event_log(source).set_index("ticket_id")._conflicting_opened_at
+    assert pd.isna(conflicts["A"]) and pd.isna(conflicts["B"])
+    assert conflicts["C"] == (
+        "2024-01-01 10:00:00 | 2024-01-02 10:00:00 | 2024-01-03 10:00:00 | ... (4 values)"
+    )
