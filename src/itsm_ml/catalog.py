@@ -281,16 +281,7 @@ def fit_and_save(entry: CatalogEntry, root: Path, estimator: Any, fit: Callable[
 
 def write_registered(registered: Any, layout: ModelLayout) -> None:
     """Which registry version an evaluation registered (read by drift and the gate). No run
-    id: it differs on every machine, and this file is tracked in git; the run id goes to the
-    stage's receipt, which is not."""
-    from itsm_ml.tracking.receipts import write_receipt
-
-    write_receipt(
-        layout.root,
-        layout.name,
-        "evaluate",
-        {"name": registered.name, "version": registered.version, "run_id": registered.run_id},
-    )
+    id: it differs on every machine, and this file is tracked in git."""
     io.write_json(
         {
             "name": registered.name,

@@ -10,7 +10,7 @@ import time
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 import yaml
@@ -128,6 +128,7 @@ def check(
     Exit code 0: valid (some rows may be quarantined, within the limit); 1: invalid, with the
     report printed and written; 2: usage error (bad option or mapping).
     """
+    from itsm_ml.catalog import catalog
     from itsm_ml.config import ValidationParams, load_params, parse_source
     from itsm_ml.data import sources
     from itsm_ml.data import stage as stages
@@ -137,9 +138,11 @@ def check(
     table = "changes" if source is SourceKind.change_csv else "tickets"
     try:
         parsed = parse_source(table, _source_block(source, file, mapping))
-        rules = (
-            load_params(params).table(table).validation if params.exists() else ValidationParams()
-        )
+        project = load_params(params) if params.exists() else None
+        rules = project.table(table).validation if project else ValidationParams()
+        # The labels the catalog's models learn are judged for completeness; without a
+        # params.yaml there is no catalog, and no label rule.
+        labels = [e.label for e in catalog(project).of_table(table)] if project else []
     except ConfigError as exc:
         console.print(f"[red]usage error:[/red] {exc}")
         raise typer.Exit(EXIT_USAGE) from exc
@@ -182,13 +185,13 @@ def check(
             raise typer.Exit(EXIT_INVALID) from exc
         progress.update(step, description=f"read {len(frame):,} rows from {file}")
         step = progress.add_task(f"validating {table} (Great Expectations)", total=None)
-        outcome = stages.validate_loaded(table, parsed, frame, rules)
+        outcome = stages.validate_loaded(table, parsed, frame, rules, labels=labels)
         progress.update(step, description=f"validated {table}")
         stages.write_report(outcome.report, report_path)
 
     _print_report(outcome.report)
-    if params.exists():
-        _print_models(table, frame, load_params(params))
+    if project is not None:
+        _print_models(table, frame, project)
     console.print(
         f"Report: {report_path} and {report_path.with_suffix('.html')} "
         f"({time.perf_counter() - started:.1f} s)"
@@ -224,8 +227,11 @@ def _print_report(report: Any) -> None:
     for r in report.results:
         if r.success:
             continue
-        status = "[yellow]quarantined[/yellow]" if r.severity == "row" else "[red]FAILED[/red]"
-        rows = str(r.failed_count) if r.severity == "row" else r.observed
+        status = {
+            "row": "[yellow]quarantined[/yellow]",
+            "warning": "[cyan]warning[/cyan]",
+        }.get(r.severity, "[red]FAILED[/red]")
+        rows = r.observed if r.severity == "critical" else str(r.failed_count)
         table.add_row(
             status, r.severity, r.column or "(table)", r.name, rows, "\n".join(r.examples)
         )
@@ -433,18 +439,15 @@ def rollback(
 
 @app.command("registry-sync")
 def registry_sync(params_path: ParamsOption = Path("params.yaml")) -> None:
-    """Make DVC see a new or reset tracking store: the stages whose registrations the store
-    does not hold (evaluate, drift) run again at the next `dvc repro`. `make run` and
-    `itsm-ml retrain` call it first."""
-    from itsm_ml.tracking.receipts import prune_stale
+    """Make DVC see a new or reset tracking store: the outputs of evaluate, drift and promote
+    that claim what the store does not hold are deleted, so the next `dvc repro` runs those
+    stages again. `make run` and `itsm-ml retrain` call it first."""
+    from itsm_ml.catalog import catalog
+    from itsm_ml.promotion.registry_sync import sync
 
-    _, root = _project(params_path)
-    stale = prune_stale(root)
-    if stale:
-        stages = ", ".join(f"{p.stem}@{p.parent.name}" for p in stale)
-        out.print(
-            f"the tracking store does not hold what these stages wrote; they run again: {stages}"
-        )
+    params, root = _project(params_path)
+    for stale in sync(root, catalog(params)):
+        out.print(f"runs again: {escape(str(stale))}", soft_wrap=True)
 
 
 @app.command()
@@ -521,28 +524,15 @@ def history(
     params_path: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Print the promotion ledger of a model: decisions, moves and rollbacks, oldest first."""
-    from itsm_ml.promotion.stage import ledger, registered_name
+    from itsm_ml.promotion.stage import history_rows, ledger, registered_name
 
     params, root = _project(params_path)
-    name = registered_name(params, _model_name(params, model))
-    view = Table(title=f"promotion ledger of {name} ({ledger(root).path})")
+    item = _model_name(params, model)
+    view = Table(title=f"promotion ledger of {registered_name(params, item)} ({ledger(root).path})")
     for header in ("at", "event", "by", "version", "outcome"):
         view.add_column(header)
-    for entry in ledger(root).entries(name):
-        if entry["event"] == "decision":
-            failed = [
-                c["name"] for c in entry["checks"] if not c["passed"] and c.get("blocking", True)
-            ]
-            outcome = "passed" if entry["passed"] else "refused: " + "; ".join(failed)
-            if entry.get("forced"):
-                outcome = f"FORCED past: {'; '.join(failed)}; reason: {entry['reason']}"
-            against = f"champion v{entry['champion']}" if entry["champion"] else "no champion"
-            version = f"v{entry['challenger']} ({against})"
-        elif entry["event"] == "rollback":
-            outcome, version = f"from v{entry['from']}", f"v{entry['to']}"
-        else:
-            outcome, version = f"{entry['alias']} moved", f"v{entry['version']}"
-        view.add_row(entry["at"], entry["event"], entry["actor"], version, outcome)
+    for row in history_rows(params, item, root):
+        view.add_row(row.at, row.event, escape(row.actor), row.version, escape(row.outcome))
     out.print(view)
 
 
@@ -648,8 +638,9 @@ def _watch_row(found: Any) -> list[str]:
 def retrain(params_path: ParamsOption = Path("params.yaml")) -> None:
     """Re-read the sources and run the pipeline; the promotion gate, its last stage, decides.
 
-    Exit 0: the pipeline ran (each decision printed: promoted or refused); 5: new data
-    failed validation (nothing retrained, no alias moved); 1: another failure.
+    Exit 0: the pipeline ran (each decision printed: promoted or refused); 5: this run found
+    the new export unreadable or invalid (nothing retrained, no alias moved, the last good
+    tables and models kept); 1: another failure.
     """
     from itsm_ml.promotion.retrain import retrain as run_pipeline
 
@@ -667,8 +658,9 @@ def retrain(params_path: ParamsOption = Path("params.yaml")) -> None:
         raise typer.Exit(EXIT_VALID)
     if result.rejected:
         out.print(
-            f"[red]new data rejected by validation: {', '.join(result.rejected)}; nothing"
-            " downstream ran and no alias moved (see reports/validation/)[/red]"
+            f"[red]new export rejected (unreadable or invalid): {', '.join(result.rejected)};"
+            " nothing downstream ran, no alias moved, the last good tables and models stay"
+            " (the cause is printed above; rules: reports/validation/)[/red]"
         )
         raise typer.Exit(EXIT_DATA_REJECTED)
     raise typer.Exit(EXIT_INVALID)
@@ -846,8 +838,40 @@ def token_revoke(
 
 
 def main() -> None:
+    """The console script: every way out ends in one sentence a user can act on (a bare
+    click `Aborted!` or a traceback helps no one); ITSM_ML_DEBUG=1 shows the traceback."""
+    import os
+
+    debug = bool(os.environ.get("ITSM_ML_DEBUG"))
     try:
-        app()
+        code = app(standalone_mode=False)
     except ItsmMlError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise SystemExit(EXIT_INVALID) from exc
+    except typer.TyperException as exc:  # usage errors: typer's own message and exit code
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            console.print(f"usage error: {escape(str(exc))}")
+        raise SystemExit(getattr(exc, "exit_code", EXIT_USAGE)) from exc
+    except typer.Abort as exc:
+        # click turns an EOFError from anywhere (a truncated stream, closed stdin) into Abort.
+        if isinstance(exc.__cause__, EOFError) and not debug:
+            _unexpected(exc.__cause__)
+        console.print("interrupted: nothing after this point ran")
+        raise SystemExit(130) from exc
+    except Exception as exc:
+        if debug:
+            raise
+        _unexpected(exc)
+    raise SystemExit(code if isinstance(code, int) else EXIT_VALID)
+
+
+def _unexpected(exc: BaseException) -> NoReturn:
+    console.print(
+        f"[red]error:[/red] unexpected {type(exc).__name__}: {escape(str(exc)) or 'no message'}."
+        " Run again with ITSM_ML_DEBUG=1 for the traceback, and report it if your input looks"
+        " fine"
+    )
+    raise SystemExit(EXIT_INVALID) from exc

@@ -29,7 +29,17 @@ _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 class _Strict(BaseModel, frozen=True, extra="forbid"):
-    pass
+    # Params travel inside pickled models and drift profiles, whose bytes DVC hashes into
+    # dvc.lock: pydantic pickles the set of fields given, in an order that changes with each
+    # process's hash seed, so the same model would hash differently on every run.
+    def __getstate__(self) -> dict[Any, Any]:
+        state = dict(super().__getstate__())
+        state["__pydantic_fields_set__"] = sorted(state.get("__pydantic_fields_set__", ()))
+        return state
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        fields = set(state.get("__pydantic_fields_set__", ()))
+        super().__setstate__({**state, "__pydantic_fields_set__": fields})
 
 
 class CsvFileSource(_Strict):
@@ -344,11 +354,74 @@ TicketSource = Annotated[
 ChangeSource = Annotated[ChangeCsvSource | GeneratorSource, Field(discriminator="kind")]
 
 
+class LabelValidationParams(_Strict):
+    """Rules on the label columns of the table's models (`models:`); a label the export
+    lacks is not judged here (that model is skipped later, with a note)."""
+
+    min_completeness: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Critical: a label present on a smaller share of all rows stops the table.",
+    )
+    min_period_completeness: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="Critical: a label present on a smaller share of the rows of one period"
+        " stops the table. Periods are calendar months when the open times touch 10 months or"
+        " more, else tenths of their range; the newest period is exempt (its open tickets have"
+        " no final value yet).",
+    )
+    min_period_rows: PositiveInt = Field(
+        20, description="Periods with fewer rows are too small to judge and are not judged."
+    )
+    newest_share: float = Field(
+        0.2,
+        gt=0,
+        lt=1,
+        description="Warning: label values seen only in this newest share of the rows (by open"
+        " time), or no longer seen there, are listed.",
+    )
+    min_count: PositiveInt = Field(
+        10,
+        description="... when the value holds at least this many of the newest rows, or the"
+        " rate it had before predicts at least this many there.",
+    )
+
+
 class ValidationParams(_Strict):
-    min_rows: int = Field(1, ge=0)
-    max_rows: PositiveInt = 50_000_000
-    max_quarantine_share: float = Field(0.01, ge=0, le=1)
-    max_text_chars: PositiveInt = 100_000
+    min_rows: int = Field(1, ge=0, description="Critical: fewer rows stop the table.")
+    max_rows: PositiveInt = Field(50_000_000, description="Critical: more rows stop the table.")
+    max_quarantine_share: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="Rows breaking row rules go to quarantine; above this share the table stops.",
+    )
+    max_text_chars: PositiveInt = Field(
+        100_000, description="Row rule: longer text (the text column) is quarantined."
+    )
+    max_field_chars: PositiveInt = Field(
+        4_000,
+        description="Row rule: a longer value in any other text column (ids, codes, names) is"
+        " quarantined.",
+    )
+    non_negative: tuple[str, ...] = Field(
+        (),
+        description="Row rule: columns (mapped numbers) where a value below zero is quarantined,"
+        " beside the counts and sizes the canonical schema marks.",
+    )
+    formulas: Literal["escape", "quarantine"] = Field(
+        "escape",
+        description="Text cells a spreadsheet would run (starting =, @, tab, CR, or + or -"
+        " followed by more than a number): escape them with a leading ' in the validated"
+        " table (counted, a warning), or quarantine their rows (a row rule).",
+    )
+    labels: LabelValidationParams = Field(
+        LabelValidationParams(),
+        description="Completeness and appearance of the labels of the table's models.",
+    )
     vocabularies: dict[str, tuple[str, ...]] | None = Field(
         None,
         description="column: allowed values (labels and features); none: the source's preset"
@@ -741,6 +814,12 @@ class ServingParams(_Strict):
         8_000_000, description="Larger request bodies are refused with 413."
     )
     max_batch: PositiveInt = Field(5000, description="Records in one batch request.")
+    body_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="A request whose whole body has not arrived this many seconds after its "
+        "headers is answered 408 and its connection closed.",
+    )
     audit_log: str = Field("reports/audit/scoring.jsonl", description="Append-only audit trail.")
     audit_max_bytes: PositiveInt = Field(
         50_000_000, description="Rotate the audit log at this size."

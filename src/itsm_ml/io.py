@@ -24,18 +24,29 @@ _FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @contextmanager
-def atomic_path(target: Path) -> Iterator[Path]:
-    """Yield a temporary path next to `target`; rename it onto `target` on success only."""
+def atomic_path(target: Path, mode: int | None = None) -> Iterator[Path]:
+    """Yield a temporary path next to `target`; rename it onto `target` on success only.
+
+    `mode` (e.g. 0o600 for secrets): the temporary file has exactly this mode from its
+    creation, before any byte is written, whatever the umask, and keeps it under its final
+    name (the caller writes into the file it is given, rather than replacing it). Without
+    it, the file ends readable as the umask allows, like any other output.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
+    try:
+        if mode is not None:
+            os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
-        # mkstemp creates files readable by the owner only; outputs are shared artefacts.
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o666 & ~umask)
+        if mode is None:
+            # mkstemp creates files readable by the owner only; outputs are shared artefacts.
+            umask = os.umask(0)
+            os.umask(umask)
+            tmp.chmod(0o666 & ~umask)
         tmp.replace(target)
     finally:
         tmp.unlink(missing_ok=True)
@@ -44,6 +55,16 @@ def atomic_path(target: Path) -> Iterator[Path]:
 def write_table(frame: pd.DataFrame, path: Path) -> None:
     with atomic_path(path) as tmp:
         frame.to_parquet(tmp, index=False)
+
+
+def write_tables(frames: dict[Path, pd.DataFrame]) -> None:
+    """Several tables that only make sense together (a split): all are written under
+    temporary names first, then renamed, so a failure leaves the previous set whole."""
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        for path, frame in frames.items():
+            frame.to_parquet(stack.enter_context(atomic_path(path)), index=False)
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -63,9 +84,10 @@ def _strict_json(value: Any) -> Any:
     return value
 
 
-def write_json(payload: Any, path: Path) -> None:
+def write_json(payload: Any, path: Path, *, mode: int | None = None) -> None:
+    """`mode`: as `atomic_path` takes it (0o600 for a file only its owner may read)."""
     text = json.dumps(_strict_json(payload), indent=2, default=str, allow_nan=False)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, mode) as tmp:
         tmp.write_text(text + "\n", encoding="utf-8")
 
 
@@ -81,12 +103,18 @@ def escape_formula(value: object) -> object:
     return value
 
 
-def write_csv_for_humans(frame: pd.DataFrame, path: Path) -> None:
-    """CSV meant to be opened in a spreadsheet: text cells are escaped against formulas."""
+def escape_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy whose text cells are inert in a spreadsheet (see `escape_formula`)."""
     safe = frame.copy()
     for column in safe.columns:
         if safe[column].dtype == object or isinstance(safe[column].dtype, pd.StringDtype):
             safe[column] = safe[column].map(escape_formula, na_action="ignore")
+    return safe
+
+
+def write_csv_for_humans(frame: pd.DataFrame, path: Path) -> None:
+    """CSV meant to be opened in a spreadsheet: text cells are escaped against formulas."""
+    safe = escape_formulas(frame)
     with atomic_path(path) as tmp:
         safe.to_csv(tmp, index=False)
 

@@ -1,7 +1,8 @@
 """Entry point of every DVC stage script: arguments, params, one line of outcome, exit code.
 
 Stage scripts under ``pipelines/`` stay two lines long: they hand a stage function to
-`stage_main`, which turns an `ItsmMlError` into a one-line message and exit code 1.
+`stage_main`, which turns an `ItsmMlError` into a one-line message and exit code 1 (5 when
+the export itself is unreadable or fails validation).
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ import pandas as pd
 
 from itsm_ml import telemetry
 from itsm_ml.config import Params, load_params
-from itsm_ml.errors import ItsmMlError
+from itsm_ml.errors import ItsmMlError, SourceError, ValidationFailed
 from itsm_ml.schemas import TABLES
+
+REJECTED = "REJECTED"
+EXIT_DATA_REJECTED = 5  # the new export cannot be read or failed validation; nothing ran after
 
 
 def stage_main(
@@ -40,6 +44,11 @@ def stage_main(
     started = time.perf_counter()
     try:
         outcome = action(load_params(args.params), name, root)
+    except (SourceError, ValidationFailed) as exc:
+        # The export itself is unusable: `itsm-ml retrain` reads this word in this run's log
+        # (not a report a previous run left) to tell rejected data from a failure.
+        print(f"[{stage} {name}] {REJECTED}: {exc}", file=sys.stderr)
+        return EXIT_DATA_REJECTED
     except ItsmMlError as exc:
         print(f"[{stage} {name}] FAILED: {exc}", file=sys.stderr)
         return 1

@@ -82,10 +82,7 @@ def evaluate(params: Params, name: str, root: Path) -> StageResult | Skipped:
 
 def write_skipped_evaluation(layout: ModelLayout, skipped: Skipped) -> None:
     """Every output of `evaluate`, saying why there is no model (DVC wants them all)."""
-    from itsm_ml.tracking.receipts import write_receipt
-
     io.write_text(f"# Model card: {skipped.model}\n\nNot trained: {skipped.reason}.\n", layout.card)
     io.write_text(f"Not trained: {skipped.reason}.\n", layout.evaluation / "skipped.txt")
     io.write_json({"skipped": True, "reason": skipped.reason}, layout.registered)
-    write_receipt(layout.root, layout.name, "evaluate", {"skipped": True})
     write_skipped(layout, skipped.reason)

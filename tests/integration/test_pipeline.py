@@ -221,7 +221,7 @@ def test_retrain_rereads_the_sources_and_retrains_only_on_new_data(project: Path
     try:
         rejected = cli(project, "retrain")
         assert rejected.returncode == 5, rejected.stdout + rejected.stderr[-3000:]
-        assert "rejected by validation: changes" in rejected.stdout
+        assert "rejected (unreadable or invalid): changes" in rejected.stdout
         assert len(ledger(project, "itsm-change-risk")) == decisions + 1  # no decision, no move
     finally:
         set_param(project, "changes.validation.min_rows", 100)
@@ -253,6 +253,34 @@ def test_failed_validation_stops_and_changes_nothing_downstream(project: Path) -
         assert report["passed"] is False
     finally:
         set_param(project, "tickets.validation.min_rows", 100)
+
+
+def snapshot(project: Path) -> dict[str, bytes]:
+    """Every file of the last good state: validated tables, splits and models."""
+    folders = [project / "data/interim", project / "data/processed", project / "models"]
+    return {
+        str(path.relative_to(project)): path.read_bytes()
+        for folder in folders
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def test_a_failed_training_keeps_the_last_model_and_everything_before_it(project: Path) -> None:
+    # DVC deletes a stage's outputs before running it unless they persist: the model that
+    # failed to retrain must still be there, with the tables it was trained on.
+    before = snapshot(project)
+    aliases = champion(project, "itsm-routing")
+    set_param(project, "models.routing.kind", "binary")  # routing has more than two groups
+    try:
+        result = dvc(project, "repro")
+        assert result.returncode != 0
+        assert "models.routing.kind: 'binary'" in " ".join(result.stderr.split())
+        assert "evaluate@routing" not in ran(result)
+        assert snapshot(project) == before
+        assert champion(project, "itsm-routing") == aliases
+    finally:
+        set_param(project, "models.routing.kind", "multiclass")
 
 
 # Last: it re-runs stage scripts by hand, which the dvc tests above must not see.

@@ -337,3 +337,25 @@ def test_generator_dates_refuse_other_values_naming_the_key(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_generator(source)
+
+
+PICKLE_PARAMS = """
+import hashlib, pickle
+from pathlib import Path
+from itsm_ml.config import load_params
+params = load_params(Path("params.yaml"))
+print(hashlib.md5(pickle.dumps(params)).hexdigest())
+"""
+
+
+def test_params_pickle_to_the_same_bytes_in_any_process_and_back() -> None:
+    # Models and drift profiles carry their params; DVC hashes their bytes into dvc.lock.
+    import pickle
+
+    from tests.hashing import pickled_md5_per_hash_seed
+
+    assert len(pickled_md5_per_hash_seed(PICKLE_PARAMS)) == 1
+    params = load_params(Path("params.yaml"))
+    again = pickle.loads(pickle.dumps(params))
+    assert again == params
+    assert again.model_fields_set == params.model_fields_set

@@ -146,7 +146,8 @@ class ReferenceProfile:
                 "scale": float(quartiles[1] - quartiles[0]) or float(np.std(values)) or 1.0,
             }
         self.categorical_: dict[str, pd.Series] = {}
-        self.categorical_seen_: dict[str, set[str]] = {}
+        # Sorted lists, not sets: a set pickles in hash-seed order, and DVC hashes the bytes.
+        self.categorical_seen_: dict[str, list[str]] = {}
         self.categorical_unseen_: dict[str, float] = {}
         for column in categorical:
             if column not in frame:
@@ -162,7 +163,7 @@ class ReferenceProfile:
             unseen = float((counts == 1).sum() / max(counts.sum(), 1))
             unseen = max(unseen, _novelty(frame[column], time))
             self.categorical_[column] = kept_shares
-            self.categorical_seen_[column] = set(shares.index)
+            self.categorical_seen_[column] = sorted(map(str, shares.index))
             self.categorical_unseen_[column] = unseen
         self.text_ = text if text and text in frame else None
         if self.text_ is not None:

@@ -23,7 +23,6 @@ from itsm_ml.data.stage import Layout
 from itsm_ml.errors import ItsmMlError
 from itsm_ml.monitoring.performance import PerformanceDrift
 from itsm_ml.results import StageResult
-from itsm_ml.tracking.receipts import write_receipt
 
 PROFILE_FOLDER = "drift/reference"  # in each version's run: the profiles monitoring reads
 
@@ -257,7 +256,6 @@ def drift(params: Params, item: str, root: Path) -> Any:
         )
         with io.atomic_path(profile_path(root, item)) as tmp:
             joblib.dump(model, tmp)
-        write_receipt(root, item, "drift", {"skipped": True})
         return model
     layout = Layout(root, target.table)
     parts = {part: io.read_table(layout.split(part)) for part in ("train", "valid", "test")}
@@ -332,8 +330,7 @@ def drift(params: Params, item: str, root: Path) -> Any:
     profiles_file = profile_path(root, item)
     with io.atomic_path(profiles_file) as tmp:
         joblib.dump(profiles, tmp)
-    run_id = _log_to_registry(root, registered, summary, out, profiles_file)
-    write_receipt(root, item, "drift", {"version": summary["version"], "run_id": run_id})
+    _log_to_registry(root, registered, summary, out, profiles_file)
     return StageResult(
         f"{summary['model']} v{summary['version']}: {summary['drifted_windows']} of"
         f" {summary['windows']} windows drifted, {summary['alert_windows']} alerts;"
@@ -377,13 +374,12 @@ def _registered_run(root: Path, registered: dict[str, Any]) -> str | None:
 
 def _log_to_registry(
     root: Path, registered: dict[str, Any], summary: dict[str, Any], out: Path, profiles: Path
-) -> str | None:
+) -> None:
     """The drift figures on the model version they judge, its run and its tags; and the
-    reference profiles, which `itsm-ml monitor` reads back for the version serving.
-    Returns the version's run id (None when nothing was registered)."""
+    reference profiles, which `itsm-ml monitor` reads back for the version serving."""
     run_id = _registered_run(root, registered)
     if run_id is None:
-        return None
+        return
     import mlflow
 
     client = mlflow.MlflowClient()
@@ -419,4 +415,3 @@ def _log_to_registry(
         "drift.performance_metric",
         summary["performance_metric"],
     )
-    return run_id

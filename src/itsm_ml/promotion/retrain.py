@@ -9,7 +9,7 @@ refusal is a decision, not a failure.
 
 from __future__ import annotations
 
-import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -17,16 +17,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from itsm_ml.data.stage import Layout
+from itsm_ml.catalog import catalog
+from itsm_ml.config import load_params
+from itsm_ml.promotion.registry_sync import sync
 from itsm_ml.promotion.stage import ledger
+from itsm_ml.runner import REJECTED
 from itsm_ml.schemas import TABLES
-from itsm_ml.tracking.receipts import prune_stale
 
 
 @dataclass(frozen=True)
 class Retraining:
     """How a retraining ended: the pipeline's exit code, the decisions it ledgered, and the
-    tables whose new data failed validation (nothing downstream of them ran)."""
+    tables whose new export this run found unreadable or invalid (nothing downstream of them
+    ran)."""
 
     returncode: int
     decisions: list[dict[str, Any]]
@@ -40,14 +43,15 @@ class Retraining:
 def retrain(root: Path, echo: Callable[[str], None] = print) -> Retraining:
     book = ledger(root)
     before = len(book.entries())
-    for stale in prune_stale(root):
-        echo(f"not in the tracking store: {stale.stem}@{stale.parent.name} runs again")
+    for stale in sync(root, catalog(load_params(root / "params.yaml"))):
+        echo(f"runs again: {stale}")
     commands = [
         [sys.executable, "-m", "dvc", "repro", "--force", "--single-item"]
         + [f"ingest@{table}" for table in TABLES],
         [sys.executable, "-m", "dvc", "repro"],
     ]
     returncode = 0
+    rejected: list[str] = []
     for command in commands:
         echo("$ " + " ".join(["dvc", *command[3:]]))
         with subprocess.Popen(
@@ -56,18 +60,21 @@ def retrain(root: Path, echo: Callable[[str], None] = print) -> Retraining:
             assert process.stdout is not None
             for line in process.stdout:
                 echo(line.rstrip("\n"))
+                table = _rejected_table(line)
+                if table and table not in rejected:
+                    rejected.append(table)
         returncode = process.returncode
         if returncode != 0:
             break
     decisions = [e for e in book.entries()[before:] if e["event"] == "decision"]
-    return Retraining(returncode, decisions, _rejected(root))
+    return Retraining(returncode, decisions, rejected if returncode else [])
 
 
-def _rejected(root: Path) -> list[str]:
-    """Tables whose last validation failed (the last good table stayed in place)."""
-    rejected = []
-    for table in TABLES:
-        path = Layout(root, table).validation_metrics
-        if path.exists() and not json.loads(path.read_text()).get("passed", True):
-            rejected.append(table)
-    return rejected
+_REJECTION = re.compile(rf"^\[(?:ingest|validate) (\w+)\] {REJECTED}: ")
+
+
+def _rejected_table(line: str) -> str | None:
+    """The table whose export this run's ingest or validation rejected, from its log line;
+    never from a report an earlier run left behind."""
+    found = _REJECTION.match(line)
+    return found.group(1) if found and found.group(1) in TABLES else None

@@ -40,7 +40,13 @@ import pandas as pd
 from itsm_ml import io
 from itsm_ml.catalog import catalog
 from itsm_ml.config import Params
-from itsm_ml.data.sources.csv_files import check_readable_text, decode_error
+from itsm_ml.data.sources.csv_files import (
+    STREAM_ERRORS,
+    broken_stream_error,
+    check_readable_text,
+    decode_error,
+    open_export,
+)
 from itsm_ml.data.sources.servicenow import (
     CHANGE_FIELDS,
     CHANGE_TIMES,
@@ -216,22 +222,14 @@ def _codec(encoding: str) -> str:
     return "utf-8-sig" if encoding.lower().replace("_", "-") in {"utf-8", "utf8"} else encoding
 
 
-def _is_gzip(path: Path) -> bool:
-    with path.open("rb") as raw:
-        return raw.read(2) == b"\x1f\x8b"
-
-
 def read_header(path: Path, *, encoding: str = "utf-8", delimiter: str = ",") -> list[str]:
     """The column names of an export, after checking it is a readable, non-empty CSV."""
     check_readable_text(path)
     try:
-        header = pd.read_csv(
-            path,
-            nrows=0,
-            sep=delimiter,
-            encoding=_codec(encoding),
-            compression="gzip" if _is_gzip(path) else None,
-        )
+        with open_export(path) as stream:
+            header = pd.read_csv(stream, nrows=0, sep=delimiter, encoding=_codec(encoding))
+    except STREAM_ERRORS as exc:
+        raise broken_stream_error(path, exc) from exc
     except pd.errors.EmptyDataError as exc:
         raise SourceError(f"{path}: no header row found (the file has no columns)") from exc
     except UnicodeDecodeError as exc:
@@ -286,13 +284,12 @@ def _chunks(
 
     Quoted fields may span lines; the parser reads a buffer at a time, never the whole file.
     """
-    gz = _is_gzip(path)
-    with path.open("rb") as raw:
+    with path.open("rb") as raw, open_export(path, raw) as stream:
         reader = pd.read_csv(
-            raw,
+            stream,
             sep=delimiter,
             encoding=_codec(encoding),
-            compression="gzip" if gz else None,
+            compression=None,
             dtype=str,
             keep_default_na=False,
             na_values=[""],
@@ -312,6 +309,8 @@ def _parsed(reader: Any, raw: IO[bytes], path: Path, encoding: str) -> Iterator[
             return
         except UnicodeDecodeError as exc:
             raise decode_error(path, encoding, "pass --encoding") from exc
+        except STREAM_ERRORS as exc:
+            raise broken_stream_error(path, exc) from exc
         except pd.errors.ParserError as exc:
             where = f" after record {done:,}" if done else ""
             if "EOF inside string" in str(exc):
@@ -430,7 +429,9 @@ def _run(
         tmp = stack.enter_context(io.atomic_path(output_path))
         out = stack.enter_context(tmp.open("w", encoding="utf-8", newline=""))
         for read_to, scored in scorer(read):
-            scored.table.to_csv(
+            # Ids and notes come from the export as they were: a CSV is opened in a
+            # spreadsheet, which would run a cell like `=HYPERLINK(...)`.
+            io.escape_formulas(scored.table).to_csv(
                 out, header=chunks == 0, index=False, float_format=FLOAT_FORMAT, lineterminator="\n"
             )
             rows += len(scored.table)

@@ -155,3 +155,21 @@ def test_values_that_come_and_go_over_time_are_expected_when_time_is_given() -> 
     newcomer = later.copy()
     newcomer.loc[newcomer.index[:100], "caller"] = "bulk import robot"
     assert in_time.score(newcomer).drifted
+
+
+PROFILE_AND_HASH = """
+import hashlib, pickle
+import numpy as np, pandas as pd
+from itsm_ml.monitoring.drift import ReferenceProfile
+rng = np.random.default_rng(0)
+frame = pd.DataFrame({"caller": [f"caller {i}" for i in rng.integers(0, 300, 2000)],
+                      "size": rng.normal(size=2000)})
+profile = ReferenceProfile().fit(frame, numeric=["size"], categorical=["caller"])
+print(hashlib.md5(pickle.dumps(profile)).hexdigest())
+"""
+
+
+def test_a_profile_pickles_to_the_same_bytes_in_any_process() -> None:
+    from tests.hashing import pickled_md5_per_hash_seed
+
+    assert len(pickled_md5_per_hash_seed(PROFILE_AND_HASH)) == 1

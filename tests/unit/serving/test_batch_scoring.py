@@ -151,6 +151,21 @@ def test_an_export_without_numbers_is_scored_with_an_empty_number(
     assert len(scored) == 20 and (scored.number == "").all()
 
 
+def test_formula_like_cells_from_the_export_are_escaped_in_the_output(
+    triage_model: TriageModel, tmp_path: Path
+) -> None:
+    # The number is copied from the export as it is: a spreadsheet would run it.
+    incidents = _incident_export(20)
+    incidents.loc[0, "number"] = '=HYPERLINK("http://evil.example","INC1")'
+    incidents.loc[1, "number"] = "@SUM(A1:A9)"
+    source = _write(incidents, tmp_path / "formulas.csv")
+    _score(triage_model, source, tmp_path / "out.csv")
+    scored = _read(tmp_path / "out.csv")
+    assert scored.number[0] == "'" + incidents.number[0]
+    assert scored.number[1] == "'@SUM(A1:A9)"
+    assert scored.number[2:].tolist() == incidents.number[2:].tolist()
+
+
 class _BreaksOnSecondChunk:
     def __init__(self, model: Any) -> None:
         self.model, self.calls = model, 0
