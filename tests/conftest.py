@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -41,3 +42,16 @@ def _no_telemetry(monkeypatch: pytest.MonkeyPatch) -> None:
         "DO_NOT_TRACK": "1",
     }.items():
         monkeypatch.setenv(name, value)
+
+
+@pytest.fixture(autouse=True)
+def _tracking_uri_restored() -> Iterator[None]:
+    # mlflow.set_tracking_uri also sets MLFLOW_TRACKING_URI in os.environ: a test that
+    # points MLflow at its own throw-away store would leak it into every later test and into
+    # the notebook kernels nbmake starts, which then register into a store being deleted.
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before

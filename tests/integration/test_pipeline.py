@@ -278,8 +278,59 @@ def test_a_failed_training_keeps_the_last_model_and_everything_before_it(project
         assert "models.routing.kind: 'binary'" in " ".join(result.stderr.split())
         assert "evaluate@routing" not in ran(result)
         assert snapshot(project) == before
+        assert (project / "reports/models/routing/train.json").exists(), "it describes the model"
         assert champion(project, "itsm-routing") == aliases
     finally:
+        set_param(project, "models.routing.kind", "multiclass")
+
+
+def test_a_rejected_export_leaves_everything_and_retrain_exits_5_whatever_ran_before(
+    project: Path, tmp_path: Path
+) -> None:
+    import gzip
+
+    from tests.conftest import BROKEN
+
+    mapping = yaml.safe_load((BROKEN / "mapping.yaml").read_text())
+    packed = gzip.compress((BROKEN / "valid.csv").read_bytes() * 40)
+    (tmp_path / "cut.csv.gz").write_bytes(packed[: len(packed) // 2])
+    before, aliases = snapshot(project), champion(project, "itsm-routing")
+    book = (project / "promotion-ledger.jsonl").read_bytes()
+    original = yaml.safe_load((project / "params.yaml").read_text())["tickets"]
+
+    def unchanged() -> None:
+        assert snapshot(project) == before
+        assert champion(project, "itsm-routing") == aliases
+        assert (project / "promotion-ledger.jsonl").read_bytes() == book
+
+    try:
+        # After a run that succeeded: an export cut short is rejected at ingest.
+        set_param(project, "tickets.source", {"kind": "ticket_csv", "path": str(tmp_path / "cut.csv.gz"), **mapping})  # fmt: skip
+        cut = cli(project, "retrain")
+        assert cut.returncode == 5, cut.stdout + cut.stderr[-3000:]
+        assert "the gzip stream is cut short" in cut.stdout + cut.stderr
+        assert "rejected (unreadable or invalid): tickets" in cut.stdout
+        unchanged()
+        # A readable export whose labels are all missing: dvc repro, then retrain after a
+        # failure, both refuse it at validation and replace nothing.
+        set_param(project, "tickets.source.path", str(BROKEN / "labels_all_missing.csv"))
+        set_param(project, "tickets.validation.min_rows", 1)
+        repro = dvc(project, "repro")
+        assert repro.returncode != 0
+        assert "label_assignment_group" in " ".join(repro.stderr.split())
+        unchanged()
+        again = cli(project, "retrain")
+        assert again.returncode == 5, again.stdout + again.stderr[-3000:]
+        unchanged()
+        # Good data again, a training that fails: 1, though the last validation failed.
+        set_param(project, "tickets", original)
+        set_param(project, "models.routing.kind", "binary")
+        broken = cli(project, "retrain")
+        assert broken.returncode == 1, broken.stdout + broken.stderr[-3000:]
+        assert "rejected" not in broken.stdout
+        assert champion(project, "itsm-routing") == aliases
+    finally:
+        set_param(project, "tickets", original)
         set_param(project, "models.routing.kind", "multiclass")
 
 

@@ -44,7 +44,10 @@ def events_to_canonical(events: pd.DataFrame, source: EventLogFields) -> pd.Data
     ):
         if column:
             build.timestamps(name, state[column], fmt)
-    if source.opened_at:
+    # A case-level open time repeats on every event and must agree; an event time mapped as
+    # `opened_at` (one of the `order` columns: the first event is the opening) differs by
+    # nature and is not judged.
+    if source.opened_at and source.opened_at not in source.order:
         per_case = _disagreeing_times(events[source.opened_at], case_of, fmt)
         build.conflicts("opened_at", case_of.loc[first.index].map(per_case))
     if source.text:

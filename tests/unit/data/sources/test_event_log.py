@@ -288,3 +288,24 @@ def test_open_times_are_compared_once_parsed(tmp_path: Path) -> None:
     assert conflicts["C"] == (
         "2024-01-01 10:00:00 | 2024-01-02 10:00:00 | 2024-01-03 10:00:00 | ... (4 values)"
     )
+
+
+def test_an_event_time_mapped_as_the_open_time_is_not_a_conflict(tmp_path: Path) -> None:
+    # Logs without a case-level open time map the event time: the first event opens the case.
+    path = tmp_path / "log.csv"
+    path.write_text(
+        "ticket,changed,team\n"
+        "A,1/3/2024 10:00,Desk\nA,1/3/2024 12:00,Net\nB,2/3/2024 09:00,Desk\n"
+    )
+    source = EventLogSource(
+        kind="event_log",
+        path=str(path),
+        case_id="ticket",
+        order=("changed",),
+        opened_at="changed",
+        date_format="%d/%m/%Y %H:%M",
+        labels={"assignment_group": "team"},
+    )
+    tickets = load_event_log(source).set_index("ticket_id")
+    assert tickets.opened_at["A"] == pd.Timestamp("2024-03-01 10:00")
+    assert "_conflicting_opened_at" not in tickets or tickets._conflicting_opened_at.isna().all()
