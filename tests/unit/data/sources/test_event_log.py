@@ -294,8 +294,7 @@ def test_an_event_time_mapped_as_the_open_time_is_not_a_conflict(tmp_path: Path)
     # Logs without a case-level open time map the event time: the first event opens the case.
     path = tmp_path / "log.csv"
     path.write_text(
-        "ticket,changed,team\n"
-        "A,1/3/2024 10:00,Desk\nA,1/3/2024 12:00,Net\nB,2/3/2024 09:00,Desk\n"
+        "ticket,changed,team\nA,1/3/2024 10:00,Desk\nA,1/3/2024 12:00,Net\nB,2/3/2024 09:00,Desk\n"
     )
     source = EventLogSource(
         kind="event_log",
