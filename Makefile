@@ -42,7 +42,7 @@ typecheck: .venv/.synced
 	$(RUN) mypy src
 
 unit: .venv/.synced
-	$(RUN) pytest tests --nbmake notebooks
+	$(RUN) pytest -n 2 --dist loadfile tests --nbmake notebooks
 
 test: lint typecheck unit ## ruff, mypy and the whole test suite (notebooks included)
 
