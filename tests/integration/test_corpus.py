@@ -25,6 +25,7 @@ from itsm_ml.cli import app
 from itsm_ml.data.stage import ingest, split, validate
 from itsm_ml.runner import EXIT_DATA_REJECTED, stage_main
 from tests.conftest import BROKEN
+from tests.state import last_good_state
 
 VALID = (BROKEN / "valid.csv").read_bytes()
 SERVICENOW = {"kind": "servicenow_audit_log"}
@@ -175,16 +176,6 @@ def _stages(root: Path, params: Path) -> int:
     return 0
 
 
-def _last_good_state(root: Path) -> dict[str, bytes]:
-    folders = [root / "data/interim", root / "data/processed", root / "models"]
-    return {
-        str(path.relative_to(root)): path.read_bytes()
-        for folder in folders
-        for path in sorted(folder.rglob("*"))
-        if path.is_file()
-    }
-
-
 @pytest.fixture(scope="module")
 def good_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project after a good run on the valid export (and a model trained on it)."""
@@ -197,10 +188,10 @@ def good_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.rejected], ids=lambda c: c.name)
-def test_a_rejected_export_exits_5_and_leaves_the_last_good_state(
+def test_a_rejected_export_exits_5_and_leaves_thelast_good_state(
     case: Case, good_project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    before = _last_good_state(good_project)
+    before = last_good_state(good_project)
     params = case.params_file(good_project, case.make(tmp_path))
 
     code = _stages(good_project, params)
@@ -208,4 +199,4 @@ def test_a_rejected_export_exits_5_and_leaves_the_last_good_state(
     err = " ".join(capsys.readouterr().err.split())
     assert code == EXIT_DATA_REJECTED, err
     assert "REJECTED:" in err and "Traceback" not in err
-    assert _last_good_state(good_project) == before
+    assert last_good_state(good_project) == before

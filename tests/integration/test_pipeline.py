@@ -13,6 +13,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests.state import last_good_state
+
 ROOT = Path(__file__).parents[2]
 pytestmark = pytest.mark.slow
 TARGETS = ("routing", "category", "priority")
@@ -255,21 +257,10 @@ def test_failed_validation_stops_and_changes_nothing_downstream(project: Path) -
         set_param(project, "tickets.validation.min_rows", 100)
 
 
-def snapshot(project: Path) -> dict[str, bytes]:
-    """Every file of the last good state: validated tables, splits and models."""
-    folders = [project / "data/interim", project / "data/processed", project / "models"]
-    return {
-        str(path.relative_to(project)): path.read_bytes()
-        for folder in folders
-        for path in sorted(folder.rglob("*"))
-        if path.is_file()
-    }
-
-
 def test_a_failed_training_keeps_the_last_model_and_everything_before_it(project: Path) -> None:
     # DVC deletes a stage's outputs before running it unless they persist: the model that
     # failed to retrain must still be there, with the tables it was trained on.
-    before = snapshot(project)
+    before = last_good_state(project)
     aliases = champion(project, "itsm-routing")
     set_param(project, "models.routing.kind", "binary")  # routing has more than two groups
     try:
@@ -277,7 +268,7 @@ def test_a_failed_training_keeps_the_last_model_and_everything_before_it(project
         assert result.returncode != 0
         assert "models.routing.kind: 'binary'" in " ".join(result.stderr.split())
         assert "evaluate@routing" not in ran(result)
-        assert snapshot(project) == before
+        assert last_good_state(project) == before
         assert (project / "reports/models/routing/train.json").exists(), "it describes the model"
         assert champion(project, "itsm-routing") == aliases
     finally:
@@ -294,12 +285,12 @@ def test_a_rejected_export_leaves_everything_and_retrain_exits_5_whatever_ran_be
     mapping = yaml.safe_load((BROKEN / "mapping.yaml").read_text())
     packed = gzip.compress((BROKEN / "valid.csv").read_bytes() * 40)
     (tmp_path / "cut.csv.gz").write_bytes(packed[: len(packed) // 2])
-    before, aliases = snapshot(project), champion(project, "itsm-routing")
+    before, aliases = last_good_state(project), champion(project, "itsm-routing")
     book = (project / "promotion-ledger.jsonl").read_bytes()
     original = yaml.safe_load((project / "params.yaml").read_text())["tickets"]
 
     def unchanged() -> None:
-        assert snapshot(project) == before
+        assert last_good_state(project) == before
         assert champion(project, "itsm-routing") == aliases
         assert (project / "promotion-ledger.jsonl").read_bytes() == book
 

@@ -263,7 +263,8 @@ def drift(params: Params, item: str, root: Path) -> Any:
     if not test[target.label].notna().any():
         raise ItsmMlError(f"drift of {item}: no labelled record in the test split")
 
-    _registered_run(root, _registered(target.registered))
+    registered = _registered(target.registered)
+    run_id = _registered_run(root, registered)  # before any work: a reset store fails at once
     columns = target.columns(model)
     train = parts["train"]
     reference = ReferenceProfile(params.drift).fit(
@@ -286,7 +287,6 @@ def drift(params: Params, item: str, root: Path) -> Any:
     performance.attrs["metric"] = target.metric
     judged = [r["has_verdict"] for r in reports]
     errors = (performance.estimated - performance.realised).abs()[judged]
-    registered = _registered(target.registered)
     # The gate weighs the two kinds apart: data drift warns, performance drift blocks.
     data_alerts = persistent_alerts([r["drifted"] for r in reports], params.drift.persistence)
     performance_alerts = persistent_alerts(
@@ -330,7 +330,8 @@ def drift(params: Params, item: str, root: Path) -> Any:
     profiles_file = profile_path(root, item)
     with io.atomic_path(profiles_file) as tmp:
         joblib.dump(profiles, tmp)
-    _log_to_registry(root, registered, summary, out, profiles_file)
+    if run_id is not None:
+        _log_to_registry({**registered, "run_id": run_id}, summary, out, profiles_file)
     return StageResult(
         f"{summary['model']} v{summary['version']}: {summary['drifted_windows']} of"
         f" {summary['windows']} windows drifted, {summary['alert_windows']} alerts;"
@@ -373,17 +374,15 @@ def _registered_run(root: Path, registered: dict[str, Any]) -> str | None:
 
 
 def _log_to_registry(
-    root: Path, registered: dict[str, Any], summary: dict[str, Any], out: Path, profiles: Path
+    registered: dict[str, Any], summary: dict[str, Any], out: Path, profiles: Path
 ) -> None:
-    """The drift figures on the model version they judge, its run and its tags; and the
-    reference profiles, which `itsm-ml monitor` reads back for the version serving."""
-    run_id = _registered_run(root, registered)
-    if run_id is None:
-        return
+    """The drift figures on the model version they judge, its run (`registered["run_id"]`,
+    looked up by `_registered_run`) and its tags; and the reference profiles, which
+    `itsm-ml monitor` reads back for the version serving. The store is the one
+    `_registered_run` configured."""
     import mlflow
 
     client = mlflow.MlflowClient()
-    registered = {**registered, "run_id": run_id}
     for name in ("drift.html", "timeline.png", "drift.json"):
         client.log_artifact(registered["run_id"], str(out / name), "drift")
     client.log_artifact(registered["run_id"], str(profiles), PROFILE_FOLDER)

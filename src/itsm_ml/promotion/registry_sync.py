@@ -79,7 +79,7 @@ def _stale_of(root: Path, entry: CatalogEntry, claim: dict[str, Any], store: Any
     # forced promotion) is a later decision, not a stale one.
     verdict = _read(decision)
     promoted = verdict.get("passed") or verdict.get("forced")
-    if promoted and not stale and registry.version_by_alias(store, name, "champion") is None:
+    if promoted and not stale and registry.version_by_alias(store, name, registry.CHAMPION) is None:
         why = f"the gate promoted {name} v{verdict.get('challenger')}; the store has no champion"
         stale.append(Stale("promote", entry.name, decision, why))
     return stale

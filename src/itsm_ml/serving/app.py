@@ -539,7 +539,6 @@ class BodyLimit:
             await self._refuse(send)
             return
         received = 0
-        started = False
 
         async def limited() -> Message:
             nonlocal received
@@ -550,23 +549,37 @@ class BodyLimit:
                     raise _TooLarge(self.limit)
             return message
 
-        async def tracking(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, limited, tracking)
-        except _TooLarge:
-            if not started:
-                await self._refuse(send)
+        await _answering(self.app, scope, limited, send, _TooLarge)
 
     async def _refuse(self, send: Send) -> None:
-        response = JSONResponse(
-            {"detail": f"request body over {self.limit} bytes (serving.max_body_bytes)"},
-            status_code=413,
-        )
-        await response({"type": "http"}, _no_body, send)
+        await _send_error(send, _TooLarge(self.limit))
+
+
+async def _answering(
+    app: ASGIApp, scope: Scope, receive: Receive, send: Send, error: type[HTTPException]
+) -> None:
+    """Run `app`; answer an `error` it raises while reading the body, unless a response has
+    started. FastAPI's HTTPException handler answers it inside a route; this is for a body
+    read outside one (a middleware), where nothing else would."""
+    started = False
+
+    async def tracking(message: Message) -> None:
+        nonlocal started
+        started = started or message["type"] == "http.response.start"
+        await send(message)
+
+    try:
+        await app(scope, receive, tracking)
+    except error as exc:
+        if not started:
+            await _send_error(send, exc)
+
+
+async def _send_error(send: Send, exc: HTTPException) -> None:
+    response = JSONResponse(
+        {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
+    )
+    await response({"type": "http"}, _no_body, send)
 
 
 async def _no_body() -> Message:
@@ -593,7 +606,6 @@ class BodyTimeout:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.seconds
         complete = False
-        started = False
 
         async def timed() -> Message:
             nonlocal complete
@@ -606,21 +618,7 @@ class BodyTimeout:
             complete = message["type"] != "http.request" or not message.get("more_body", False)
             return message
 
-        async def tracking(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, timed, tracking)
-        except _BodyTimeout as exc:
-            # Normally answered by FastAPI's HTTPException handler; this is for a body read
-            # outside a route (a middleware), where nothing else would answer.
-            if not started:
-                response = JSONResponse(
-                    {"detail": exc.detail}, status_code=408, headers=exc.headers
-                )
-                await response({"type": "http"}, _no_body, send)
+        await _answering(self.app, scope, timed, send, _BodyTimeout)
 
 
 class _BodyTimeout(HTTPException):
