@@ -111,3 +111,42 @@ def test_the_booster_s_codes_give_lightgbm_s_own_scores(datasets: Path) -> None:
     expected = np.exp(own - own.max(axis=1, keepdims=True))
     expected /= expected.sum(axis=1, keepdims=True)
     assert np.allclose(found[:, model._booster_columns], expected, rtol=0, atol=1e-12)
+
+
+def test_change_risk_one_by_one_and_in_batch_answers_as_the_reference_paths(
+    datasets: Path,
+) -> None:
+    """On a real change history (jit-changes, qt): one change at a time through the context
+    index, and the model's direct encoding, against the union pass and LightGBM's pandas
+    path."""
+    from itsm_ml.change_risk.stage import build_scorer, split_features
+    from itsm_ml.config import ChangeRiskParams
+    from itsm_ml.data.split import ordered_cut
+
+    block = yaml.safe_load((MAPPINGS / "jit-changes.yaml").read_text())
+    source = parse_source(
+        "changes", {**block, "path": str(datasets / "jit-changes/qt_k_feature.csv")}
+    )
+    frame = load_table("changes", source)
+    train, test = ordered_cut(frame, "opened_at", 0.8)
+    fit, valid = ordered_cut(train, "opened_at", 0.8)
+    columns = [c for c in frame if c not in ("change_id", "opened_at", "label_failed")]
+    scorer = build_scorer(ChangeRiskParams(), *split_features(frame, columns)).fit(fit, valid)
+    model = scorer.model
+    batch = test.drop(columns="label_failed")
+
+    features = scorer.featurizer.transform(batch)
+    pandas_path = model.booster_.predict(model._features(features), pred_contrib=True)
+    assert np.array_equal(model._contributions(features)[1], pandas_path)
+
+    featurizer = scorer.featurizer
+    for position in range(0, len(batch), max(len(batch) // 150, 1)):
+        one = batch.iloc[[position]]
+        assert featurizer._alone(one)
+        fast = scorer.respond(one)
+        featurizer._alone = lambda changes: False  # type: ignore[method-assign]
+        try:
+            reference = scorer.respond(one)
+        finally:
+            del featurizer._alone
+        pd.testing.assert_frame_equal(fast, reference, check_exact=True)
