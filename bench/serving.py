@@ -255,6 +255,7 @@ async def load_level(
         "per_second": len(latencies) / elapsed,
         "p50": float(np.percentile(ms, 50)) if len(ms) else float("nan"),
         "p99": float(np.percentile(ms, 99)) if len(ms) else float("nan"),
+        "latencies_ms": ms,
     }
 
 

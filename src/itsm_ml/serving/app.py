@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -162,11 +163,14 @@ def create_app(service: Service, *, poll: bool = True) -> FastAPI:
     app.add_middleware(BodyLimit, limit=service.params.serving.max_body_bytes)
     # Added last, so it wraps BodyLimit: the clock starts before any byte of the body is read.
     app.add_middleware(BodyTimeout, seconds=service.params.serving.body_timeout_seconds)
+    app.add_middleware(RequestId)  # outermost: every answer, 413 and 408 too, is named
     _errors(app)
     bearer = HTTPBearer(auto_error=False, description="A token from `itsm-ml token create`.")
 
-    def scope(required: str) -> Callable[..., TokenRecord]:
-        def check(
+    # The dependencies are coroutines: FastAPI runs a plain function in its thread pool,
+    # two thread hops per request for a dictionary lookup and a file stat.
+    def scope(required: str) -> Callable[..., Awaitable[TokenRecord]]:
+        async def check(
             credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
         ) -> TokenRecord:
             record = service.tokens.verify(credentials.credentials) if credentials else None
@@ -182,7 +186,7 @@ def create_app(service: Service, *, poll: bool = True) -> FastAPI:
 
         return check
 
-    def ready() -> None:
+    async def ready() -> None:
         if not service.champions.ready:
             raise HTTPException(503, "models are loading", headers={"Retry-After": "5"})
 
@@ -358,13 +362,6 @@ def create_app(service: Service, *, poll: bool = True) -> FastAPI:
         body = ChangeRiskBatchResult(results=results)
         return _answer(request, body, _versions_header(results))
 
-    @app.middleware("http")
-    async def request_id(request: Request, call_next: Callable[..., Awaitable[Any]]) -> Any:
-        request.state.request_id = uuid.uuid4().hex[:16]
-        response = await call_next(request)
-        response.headers["X-Request-ID"] = request.state.request_id
-        return response
-
     return app
 
 
@@ -521,6 +518,30 @@ def _field_name(loc: Sequence[Any]) -> str:
     parts = [str(p) for p in loc[1:] if isinstance(p, int) or str(p).isidentifier()]
     parts = [p for p in parts if not p[:1].isupper()]
     return ".".join(parts) or str(loc[0])
+
+
+class RequestId:
+    """Names each request: `request.state.request_id`, the `X-Request-ID` header and the
+    audit trail's `request`. A plain ASGI middleware: Starlette's `@app.middleware("http")`
+    runs the app in a task of its own and streams the answer through it, a fixed cost on
+    every request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = uuid.uuid4().hex[:16]
+        scope.setdefault("state", {})["request_id"] = request_id  # what request.state reads
+
+        async def named(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)["X-Request-ID"] = request_id
+            await send(message)
+
+        await self.app(scope, receive, named)
 
 
 class BodyLimit:

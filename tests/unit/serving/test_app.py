@@ -379,6 +379,27 @@ def test_every_scored_record_is_audited_without_text_or_token(
     assert tokens["tickets"].split("_")[2] not in text
 
 
+def test_every_answer_names_its_request_and_the_audit_trail_uses_that_name(
+    make_client: ClientFactory,
+    tokens: dict[str, str],
+    tickets: pd.DataFrame,
+    project: Path,
+    params: Params,
+) -> None:
+    client = make_client(with_serving(params, max_body_bytes=1000))
+    record = incident_records(tickets, 1)[0]
+    answered = client.post("/v1/triage", json=record, headers=auth(tokens["tickets"]))
+    refused = client.post("/v1/triage", json=record)
+    too_big = client.post(
+        "/v1/triage", json={"short_description": "x" * 2000}, headers=auth(tokens["tickets"])
+    )
+    assert [answered.status_code, refused.status_code, too_big.status_code] == [200, 401, 413]
+    names = [r.headers["X-Request-ID"] for r in (answered, refused, too_big)]
+    assert len(set(names)) == 3 and all(len(name) == 16 for name in names)
+    log = project / "reports" / "audit" / "scoring.jsonl"
+    assert json.loads(log.read_text().splitlines()[-1])["request"] == names[0]
+
+
 def test_the_audit_log_rotates_by_size(
     make_client: ClientFactory, tokens: dict[str, str], params: Params, project: Path
 ) -> None:

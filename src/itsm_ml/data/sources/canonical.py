@@ -36,18 +36,22 @@ class CanonicalBuilder:
         self._source_rows = source_rows.astype("Int64")
 
     def _set(self, name: str, values: pd.Series) -> None:
-        self._columns[name] = values.set_axis(self.index)
+        self._columns[name] = self._aligned(values)
+
+    def _aligned(self, values: pd.Series) -> pd.Series:
+        # Columns of the export already carry its index; `build` copies them into the table.
+        return values if values.index is self.index else values.set_axis(self.index)
 
     def _set_parsed(self, name: str, parsed: parsing.Parsed) -> None:
         values, failures = parsed
         self._set(name, values)
-        self._unparsed[name] = failures.set_axis(self.index)
+        self._unparsed[name] = self._aligned(failures)
 
     def text(self, name: str, raw: pd.Series) -> None:
         self._set(name, parsing.clean_text(raw))
 
     def joined_text(self, name: str, parts: Sequence[pd.Series]) -> None:
-        self._set(name, parsing.join_text([p.set_axis(self.index) for p in parts], self.index))
+        self._set(name, parsing.join_text([self._aligned(p) for p in parts], self.index))
 
     def timestamps(self, name: str, raw: pd.Series, fmt: str | None) -> None:
         self._set_parsed(name, parsing.parse_timestamps(raw, fmt))
@@ -66,7 +70,7 @@ class CanonicalBuilder:
     def conflicts(self, name: str, values: pd.Series) -> None:
         """Per record, the distinct values `name` took where it should take one (the events
         of one case disagreeing on its open time), as text; NA where they agree."""
-        self._conflicts[name] = values.set_axis(self.index)
+        self._conflicts[name] = self._aligned(values)
 
     def typed(self, name: str, raw: pd.Series, fmt: str | None) -> None:
         """A mapped column parsed as the schema types it (`fmt` for timestamps); a column the
@@ -88,16 +92,18 @@ class CanonicalBuilder:
         ordered: dict[str, pd.Series] = {}
         for column in self.schema.columns:
             if column.name in self._columns:
-                ordered[column.name] = self._columns[column.name].astype(column.dtype)
+                ordered[column.name] = parsing.as_dtype(self._columns[column.name], column.dtype)
             elif column.core:
-                ordered[column.name] = pd.Series(pd.NA, index=self.index).astype(column.dtype)
+                ordered[column.name] = pd.Series(pd.NA, index=self.index).astype(
+                    parsing.dtype(column.dtype)
+                )
         for name, values in self._columns.items():
             ordered.setdefault(name, values)
         ordered[SOURCE_ROW] = self._source_rows
         for name, failures in self._unparsed.items():
-            ordered[unparsed_column(name)] = failures.astype(STRING)
+            ordered[unparsed_column(name)] = parsing.as_dtype(failures, STRING)
         for name, values in self._conflicts.items():
-            ordered[conflict_column(name)] = values.astype(STRING)
+            ordered[conflict_column(name)] = parsing.as_dtype(values, STRING)
         return pd.DataFrame(ordered, index=self.index).reset_index(drop=True)
 
 
