@@ -54,6 +54,7 @@ class Family:
     described: str
     models: dict[str, Any] = field(default_factory=dict)  # catalog name -> fitted model
     registered: dict[str, str] = field(default_factory=dict)
+    train: pd.DataFrame = field(default_factory=pd.DataFrame)  # canonical training tickets
     test: pd.DataFrame = field(default_factory=pd.DataFrame)  # canonical held-out tickets
     inputs: list[str] = field(default_factory=list)  # canonical columns the models read
     records: list[dict[str, Any]] = field(default_factory=list)  # ServiceNow records
@@ -97,6 +98,7 @@ def text_family(datasets: str) -> Family:
     family = Family("text", "three text models on the Endava tickets (TF-IDF + linear SVM)")
     labels = {name: f"label_{label}" for name, label in TEXT_LABELS.items()}
     fit_family(family, split.train, split.valid, labels, [], "text")
+    family.train = split.train
     family.test = split.test.reset_index(drop=True)
     family.inputs = ["ticket_id", "text"]
     family.records = [
@@ -305,7 +307,9 @@ def in_process(
     time and 1,000 at once."""
     import mlflow
 
-    pyfunc = mlflow.pyfunc.load_model(f"models:/{registered}@champion")
+    from itsm_ml.tracking.registry import CHAMPION
+
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{registered}@{CHAMPION}")
     batch = thousand(frame[inputs])
     rows = [batch.iloc[[i]].reset_index(drop=True) for i in range(SINGLE_CALLS)]
     respond = each_call(model.respond, rows)
@@ -349,9 +353,11 @@ def batch_scoring(model: Any, name: str, records: list[dict[str, Any]], work: Pa
 def start_mlflow(work: Path, registered: str, port: int) -> subprocess.Popen[bytes]:
     import httpx
 
+    from itsm_ml.tracking.registry import CHAMPION
+
     mlflow_cli = str(Path(sys.executable).parent / "mlflow")
     command = [
-        mlflow_cli, "models", "serve", "-m", f"models:/{registered}@champion",
+        mlflow_cli, "models", "serve", "-m", f"models:/{registered}@{CHAMPION}",
         "-p", str(port), "-h", "127.0.0.1", "--env-manager", "local", "-w", "1",
     ]  # fmt: skip
     log = (work / f"mlflow-{registered}.log").open("wb")
@@ -547,8 +553,8 @@ def main() -> int:
             )
             reference = None
             if family.name == "text":
-                train = endava(datasets)
-                reference = text_reference(family, train, f"label_{TEXT_LABELS[first]}")
+                label = f"label_{TEXT_LABELS[first]}"
+                reference = text_reference(family, family.train, label)
             folder = family_params(work, family, with_change_risk=family.name == "text").parent
             _, token = TokenStore(folder / STORE_NAME).create("bench", ["admin"])
             itsm_port, mlflow_port = free_port(), free_port()
