@@ -37,7 +37,14 @@ import numpy as np
 import pandas as pd
 import yaml
 from machine import machine
-from serving import as_records, free_port, load_level, load_tickets, start_server
+from serving import (
+    as_records,
+    free_port,
+    load_level,
+    load_tickets,
+    start_server,
+    wait_until_ready,
+)
 
 ROOT = Path(__file__).parents[1]
 LEVELS = (1, 8, 32)
@@ -45,7 +52,7 @@ ROUNDS = 2  # per server and level, alternated
 ROUND_SECONDS = 10
 SINGLE_CALLS = 300  # one-record calls per in-process path
 TEXT_LABELS = {"category": "category", "ticket-type": "ticket_type", "urgency": "urgency"}
-FIELD_MODELS = ("routing", "category", "priority")
+FIELD_MODELS = 3  # the first ticket models of params.yaml's catalog, fitted on the fields
 
 
 @dataclass
@@ -116,13 +123,14 @@ def fields_family(datasets: str) -> Family:
     test_start = int(len(tickets) * 0.8)
     valid_start = int(test_start * 0.85)
     train, valid = tickets.iloc[:valid_start], tickets.iloc[valid_start:test_start]
-    entries = catalog(load_params(ROOT / "params.yaml"))
-    family = Family("fields", "routing, category and priority on the ServiceNow log (LightGBM)")
+    entries = catalog(load_params(ROOT / "params.yaml")).of_family("triage")[:FIELD_MODELS]
+    names = ", ".join(entry.name for entry in entries)
+    family = Family("fields", f"{names} on the ServiceNow log, open-time fields only")
     features = sorted(
-        {f for n in FIELD_MODELS for f in entries.get(n).feature_columns(tickets)}
+        {f for entry in entries for f in entry.feature_columns(tickets)}
         - {c for c in tickets if tickets[c].isna().all()}
     )
-    labels = {name: entries.get(name).label for name in FIELD_MODELS}
+    labels = {entry.name: entry.label for entry in entries}
     fit_family(family, train, valid, labels, features, None)
     family.test = tickets.iloc[test_start:].reset_index(drop=True)
     family.inputs = ["ticket_id", *features]
@@ -351,8 +359,6 @@ def batch_scoring(model: Any, name: str, records: list[dict[str, Any]], work: Pa
 
 
 def start_mlflow(work: Path, registered: str, port: int) -> subprocess.Popen[bytes]:
-    import httpx
-
     from itsm_ml.tracking.registry import CHAMPION
 
     mlflow_cli = str(Path(sys.executable).parent / "mlflow")
@@ -360,20 +366,9 @@ def start_mlflow(work: Path, registered: str, port: int) -> subprocess.Popen[byt
         mlflow_cli, "models", "serve", "-m", f"models:/{registered}@{CHAMPION}",
         "-p", str(port), "-h", "127.0.0.1", "--env-manager", "local", "-w", "1",
     ]  # fmt: skip
-    log = (work / f"mlflow-{registered}.log").open("wb")
-    server = subprocess.Popen(command, cwd=work, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/ping", timeout=2).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        if server.poll() is not None:
-            raise SystemExit(f"mlflow models serve exited: see {log.name}")
-        time.sleep(0.5)
-    server.terminate()
-    raise SystemExit("mlflow models serve was not ready within 180 s")
+    log = work / f"mlflow-{registered}.log"
+    server = subprocess.Popen(command, cwd=work, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    return wait_until_ready(server, f"http://127.0.0.1:{port}/ping", log, "mlflow models serve")
 
 
 def mlflow_bodies(frame: pd.DataFrame, inputs: list[str]) -> list[dict[str, Any]]:

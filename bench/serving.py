@@ -187,22 +187,30 @@ def free_port() -> int:
 def start_server(work: Path, port: int) -> subprocess.Popen[bytes]:
     itsm_ml = str(Path(sys.executable).parent / "itsm-ml")
     command = [itsm_ml, "serve", "--port", str(port), "--params", str(work / "params.yaml")]
-    log = (work / "serve.log").open("wb")
-    server = subprocess.Popen(command, cwd=work, stdout=log, stderr=subprocess.STDOUT)
+    log = work / "serve.log"
+    server = subprocess.Popen(command, cwd=work, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    return wait_until_ready(server, f"http://127.0.0.1:{port}/readyz", log, "itsm-ml serve")
+
+
+def wait_until_ready(
+    server: subprocess.Popen[bytes], url: str, log: Path, what: str
+) -> subprocess.Popen[bytes]:
+    """`server` once `url` answers 200; it is stopped and the bench ends if it exits or is
+    not ready within 180 s."""
     import httpx
 
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+            if httpx.get(url, timeout=2).status_code == 200:
                 return server
         except httpx.TransportError:
             pass
         if server.poll() is not None:
-            raise SystemExit(f"itsm-ml serve exited: see {work / 'serve.log'}")
+            raise SystemExit(f"{what} exited: see {log}")
         time.sleep(0.5)
     server.terminate()
-    raise SystemExit("itsm-ml serve was not ready within 180 s")
+    raise SystemExit(f"{what} was not ready within 180 s")
 
 
 async def load_level(

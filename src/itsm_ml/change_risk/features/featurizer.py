@@ -11,6 +11,8 @@ calendar it would have seen in the training table.
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
@@ -26,6 +28,13 @@ from itsm_ml.change_risk.features.history import outcome_history
 from itsm_ml.config import ConflictParams, HistoryParams
 
 ID, TIME, OUTCOME = "change_id", "opened_at", "label_failed"
+
+
+class HistorySettings(TypedDict):
+    delay_days: float
+    window_days: float
+    volume_days: float
+    prior_weight: float
 
 
 def window_features(changes: pd.DataFrame) -> pd.DataFrame:
@@ -149,22 +158,22 @@ class ChangeFeaturizer(BaseEstimator):  # type: ignore[misc]
             parts.append(conflict_features(changes, self.conflicts or ConflictParams(), pairs))
         keys = [k for k in getattr(self, "history_keys_", []) if k in changes]
         if keys and TIME in changes:
-            history = self.history or HistoryParams()
-            parts.append(
-                outcome_history(
-                    changes,
-                    keys,
-                    delay_days=history.delay_days,
-                    window_days=history.window_days,
-                    volume_days=history.volume_days,
-                    prior_weight=history.prior_weight,
-                )
-            )
+            parts.append(outcome_history(changes, keys, **self._history_settings()))
         frame = pd.concat(parts, axis=1)
         for column in self.categorical:
             if column in changes:
                 frame[column] = changes[column].astype("string")
         return frame
+
+    def _history_settings(self) -> HistorySettings:
+        """What the track records read from `history`, for both ways of computing them."""
+        history = self.history or HistoryParams()
+        return {
+            "delay_days": history.delay_days,
+            "window_days": history.window_days,
+            "volume_days": history.volume_days,
+            "prior_weight": history.prior_weight,
+        }
 
     def _with_context(self, changes: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
         """`changes` after the context changes not among them, and where `changes` sit in it."""
@@ -257,16 +266,7 @@ class ChangeFeaturizer(BaseEstimator):  # type: ignore[misc]
             parts.append(conflict_features(one, rules, overlaps=counts, planned_windows=True))
         keys = [k for k in self.history_keys_ if k in one]
         if keys and TIME in one:
-            history = self.history or HistoryParams()
-            records = track_records(
-                index,
-                row,
-                keys,
-                delay_days=history.delay_days,
-                window_days=history.window_days,
-                volume_days=history.volume_days,
-                prior_weight=history.prior_weight,
-            )
+            records = track_records(index, row, keys, **self._history_settings())
             parts.append(pd.DataFrame([records], index=one.index))
         frame = pd.concat(parts, axis=1)
         for column in self.categorical:
