@@ -1,0 +1,1 @@
+"""Knowledge retrieval: similar past tickets, what fixed them, and which runbook applies."""
