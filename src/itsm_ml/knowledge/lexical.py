@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 from sklearn.utils.validation import check_is_fitted
@@ -34,7 +35,7 @@ def field_tokens(columns: Sequence[str], values: Iterable[Sequence[object]]) -> 
             [
                 f"{column}={str(value).strip().lower()}"
                 for column, value in zip(columns, row, strict=True)
-                if value is not None and value == value and str(value).strip()
+                if not pd.isna(value) and str(value).strip()
             ]
         )
     return out

@@ -104,11 +104,18 @@ class SimilarityModel(BaseEstimator):  # type: ignore[misc]
         neighbours: dict[str, Neighbours] = {}
         for method in self.methods:
             index = self._index(method).fit(indexed)
+            if not index.signals_:  # no text for a text method, no fields for `fields`
+                continue
             neighbours[method] = index.search(queries, VOTE_NEIGHBOURS)
             self.selection_[method] = self._relevance(neighbours[method], indexed, queries)
+        if not self.selection_:
+            raise ItsmMlError(
+                f"no ticket text in `{self.text_column}` and no field among {list(self.fields)}"
+                f" to compare tickets by (methods tried: {list(self.methods)})"
+            )
         self.relevance_metric_ = next(iter(next(iter(self.selection_.values()))))
         self.method_ = max(
-            self.methods,
+            self.selection_,
             key=lambda m: (self.selection_[m][self.relevance_metric_], -self.methods.index(m)),
         )
         suggester = self._fit_suggester(neighbours[self.method_], indexed, queries)

@@ -33,11 +33,16 @@ SIGNALS: dict[str, tuple[str, str]] = {
     "dense_title": ("dense", "title"),
     "fields": ("lexical", "fields"),
 }
-# method -> the signals it sums; `fusion` takes every signal the index has.
+# method -> the signals it sums. Field values are a method of their own, alone and added to
+# the text: on ticket-assignment the caller as a token lowered precision@5 of the text fusion
+# from 0.620 to 0.596, while on a text-less export the fields are all there is.
+TEXT_SIGNALS = ("bm25", "bm25_title", "dense", "dense_title")
 METHODS: dict[str, tuple[str, ...]] = {
     "bm25": ("bm25",),
     "dense": ("dense",),
-    "fusion": tuple(SIGNALS),
+    "fusion": TEXT_SIGNALS,
+    "fields": ("fields",),
+    "fusion_fields": (*TEXT_SIGNALS, "fields"),
 }
 
 

@@ -26,7 +26,7 @@ def _tickets() -> pd.DataFrame:
     )
 
 
-@pytest.mark.parametrize("method", ["bm25", "dense", "fusion"])
+@pytest.mark.parametrize("method", ["bm25", "dense", "fusion", "fusion_fields"])
 def test_a_query_finds_the_ticket_about_the_same_problem(method: str) -> None:
     tickets = _tickets()
     index = TicketIndex(method=method, fields=["service"]).fit(tickets)
@@ -63,7 +63,7 @@ def test_a_filter_field_hides_tickets_with_another_value_and_a_boost_lifts_the_s
 
 def test_a_text_less_export_is_matched_on_its_field_values() -> None:
     tickets = _tickets().drop(columns="text")
-    index = TicketIndex(fields=["service", "category"]).fit(tickets)
+    index = TicketIndex(method="fields", fields=["service", "category"]).fit(tickets)
     assert index.signals_ == ["fields"]
     found = index.search(tickets.iloc[[4]].assign(opened_at=pd.Timestamp("2025-01-01")), k=2)
     # t5 itself (not excluded here) shares both values, t4 the category only
