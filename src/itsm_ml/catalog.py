@@ -333,13 +333,15 @@ class LabelFound:
 
 def labels_found(table: str, frame: pd.DataFrame, known: Catalog) -> list[LabelFound]:
     """Every text or yes/no label of `frame` with two values or more; counts (integer labels
-    such as reassignments) are left out: they are not classes to route by."""
+    such as reassignments) and references (resolution notes, problem ids) are left out: they
+    are not classes to route by."""
     declared = {e.label: e.name for e in known.of_table(table)}
+    references = set(schema_for(table).reference_columns)
     found = []
     for column in frame.columns:
         values = frame[column]
         counts = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
-        if not is_label(column) or counts:
+        if not is_label(column) or counts or column in references:
             continue
         classes = int(values.dropna().astype(str).nunique())
         if classes >= 2:

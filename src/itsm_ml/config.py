@@ -143,6 +143,10 @@ class EventLogFields(CsvFileSource):
         named += [*self.text, *self.at_open.values(), *self.labels.values()]
         return list(dict.fromkeys(c for c in named if c))
 
+    def optional_columns(self) -> set[str]:
+        """Mapped columns read where the file has them and left out where it does not."""
+        return set()
+
     @model_validator(mode="after")
     def _needs_a_label_or_text(self) -> EventLogFields:
         if not self.labels and not self.text:
@@ -179,10 +183,16 @@ SERVICENOW_AUDIT_LABELS = {
     "impact": "impact",
     "urgency": "urgency",
     "closed_code": "closed_code",
+    "knowledge": "knowledge",
+    "problem_id": "problem_id",
+    "rfc": "rfc",
     "made_sla": "made_sla",
     "reassignment_count": "reassignment_count",
     "reopen_count": "reopen_count",
 }
+
+# Preset columns read where the audit log has them.
+SERVICENOW_AUDIT_OPTIONAL = ("knowledge", "problem_id", "rfc")
 
 
 class ServiceNowAuditLogSource(EventLogFields):
@@ -200,6 +210,11 @@ class ServiceNowAuditLogSource(EventLogFields):
     resolved_at: str | None = "resolved_at"
     at_open: dict[str, str] = Field(default_factory=lambda: dict(SERVICENOW_AUDIT_AT_OPEN))
     labels: dict[str, str] = Field(default_factory=lambda: dict(SERVICENOW_AUDIT_LABELS))
+
+    def optional_columns(self) -> set[str]:
+        # Resolution links are not in every audit log (a report's column selection): read
+        # them where the export has them, rather than refuse an export that has the rest.
+        return set(SERVICENOW_AUDIT_OPTIONAL) & set(self.labels.values())
 
 
 class ChangeCsvSource(CsvFileSource):

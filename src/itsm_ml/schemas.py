@@ -32,6 +32,10 @@ class Column:
     description: str
     core: bool = False  # present in every table of its kind (possibly all null)
     non_negative: bool = False  # a count or a size: below zero is an error of the export
+    # What fixed a ticket and what it links to: shown with similar tickets, never a class to
+    # learn (an id per problem, free text); `prose` holds sentences, as long as ticket text.
+    reference: bool = False
+    prose: bool = False
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,14 @@ class TableSchema:
     @property
     def non_negative_columns(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns if c.non_negative)
+
+    @property
+    def reference_columns(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns if c.reference)
+
+    @property
+    def prose_columns(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns if c.prose)
 
 
 def unparsed_column(column: str) -> str:
@@ -111,6 +123,28 @@ _TICKET_COLUMNS = (
     Column("label_urgency", STRING, "Final urgency."),
     Column("label_ticket_type", STRING, "Final ticket type (incident, request, ...)."),
     Column("label_closed_code", STRING, "Close code."),
+    Column(
+        "label_resolution_notes",
+        STRING,
+        "Resolution (close) notes written when the ticket was resolved: what fixed it.",
+        reference=True,
+        prose=True,
+    ),
+    Column(
+        "label_knowledge",
+        STRING,
+        "Knowledge article used to resolve: its id, or true/false where the export only says"
+        " whether one was used (ServiceNow's `knowledge`).",
+        reference=True,
+    ),
+    Column("label_problem_id", STRING, "Problem record the ticket was linked to.", reference=True),
+    Column("label_rfc", STRING, "Change request (RFC) linked to the ticket.", reference=True),
+    Column(
+        "label_duplicate_of",
+        STRING,
+        "Id of the earlier ticket this one duplicates.",
+        reference=True,
+    ),
     Column("label_made_sla", BOOL, "Whether the ticket met its SLA."),
     Column("label_reassignment_count", INT, "Times the ticket changed group.", non_negative=True),
     Column("label_reopen_count", INT, "Times the ticket was reopened.", non_negative=True),

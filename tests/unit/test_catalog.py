@@ -213,6 +213,9 @@ def test_check_lists_the_labels_an_export_has_and_what_to_declare() -> None:
             "label_made_sla": pd.array([True, False, True, None], dtype="boolean"),
             "label_reassignment_count": pd.array([0, 1, 2, 3], dtype="Int64"),
             "label_one_value": pd.array(["x"] * 4, dtype="string"),
+            # what fixed a ticket and what it links to: shown with answers, not classes
+            "label_resolution_notes": pd.array(["reset", "reboot", "swap", None], dtype="string"),
+            "label_problem_id": pd.array(["PRB1", "PRB2", None, None], dtype="string"),
             "team": pd.array(["a", "b", "c", "d"], dtype="string"),
         }
     )

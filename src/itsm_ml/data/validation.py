@@ -387,17 +387,20 @@ def build_suite(
             expect.ExpectColumnValuesToBeBetween(column=column, min_value=0),
             column,
         )
-    if schema.text_column and schema.text_column in frame:
+    # Ticket text and resolution notes are prose, held to the text limit; any other text
+    # column is a field value.
+    prose = [c for c in (schema.text_column, *schema.prose_columns) if c and c in frame]
+    for column in prose:
         add(
             f"text at most {params.max_text_chars} characters",
-            schema.text_column,
+            column,
             "row",
             expect.ExpectColumnValueLengthsToBeBetween(
-                column=schema.text_column, max_value=params.max_text_chars
+                column=column, max_value=params.max_text_chars
             ),
         )
     texts = [c for c in frame.columns if not is_metadata(c) and is_text_column(frame[c])]
-    for column in (c for c in texts if c != schema.text_column):
+    for column in (c for c in texts if c not in prose):
         add(
             f"at most {params.max_field_chars} characters",
             column,

@@ -340,6 +340,16 @@ def test_every_text_column_has_a_length_limit() -> None:
     assert run(frame, max_field_chars=2_000_000).report.quarantined_rows == 0
 
 
+def test_resolution_notes_are_prose_held_to_the_text_limit() -> None:
+    frame = tickets().assign(label_resolution_notes=pd.array(["Reset it."] * 50, dtype="string"))
+    frame.loc[3, "label_resolution_notes"] = "Steps taken: " + "z" * 5_000
+    frame.loc[4, "label_resolution_notes"] = "w" * 200_000
+    outcome = run(frame)
+    failure = result(outcome.report, "label_resolution_notes", "text at most")
+    assert failure.failed_count == 1
+    assert set(outcome.quarantine.ticket_id) == {"T4"}
+
+
 # ------------------------------------------------------------------ formulas
 
 

@@ -69,5 +69,5 @@ def test_a_missing_label_or_unknown_method_is_refused_before_any_work() -> None:
         SimilarityModel(label="label_resolution").fit(train, train)
     with pytest.raises(ItsmMlError, match="bm52"):
         SimilarityModel(label="label_closed_code", methods=["bm52"]).fit(train, train)
-    with pytest.raises(ItsmMlError, match="no ticket text .* and no field"):
+    with pytest.raises(ItsmMlError, match=r"no ticket text .* and no field"):
         SimilarityModel(label="label_closed_code", methods=["fields"]).fit(train, train)

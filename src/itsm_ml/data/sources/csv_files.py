@@ -190,7 +190,10 @@ def check_readable_text(path: Path) -> None:
 
 
 def read_export(
-    source: CsvFileSource, columns: Iterable[str] | None = None, required: Sequence[str] = ()
+    source: CsvFileSource,
+    columns: Iterable[str] | None = None,
+    required: Sequence[str] = (),
+    optional: Iterable[str] = (),
 ) -> pd.DataFrame:
     """Read the file of a source configuration, with its encoding, delimiter and missing values."""
     return read_csv_as_text(
@@ -200,6 +203,7 @@ def read_export(
         missing_values=source.missing_values,
         columns=columns,
         required=required,
+        optional=optional,
     )
 
 
@@ -211,11 +215,13 @@ def read_csv_as_text(
     missing_values: Sequence[str] = ("",),
     columns: Iterable[str] | None = None,
     required: Sequence[str] = (),
+    optional: Iterable[str] = (),
 ) -> pd.DataFrame:
     """Read `path` with every cell as a string (missing values as NA).
 
     `columns`: read only these, and fail clearly if one is missing (all columns when None);
-    `required`: fail clearly if one of these is missing, without restricting what is read.
+    `required`: fail clearly if one of these is missing, without restricting what is read;
+    `optional`: with `columns`, read these too where the file has them.
     """
     check_readable_text(path)
     # utf-8-sig drops the byte-order mark that Excel writes; plain utf-8 would keep it in the
@@ -235,6 +241,8 @@ def read_csv_as_text(
         raise SourceError(f"{path}: the header row is not valid CSV: {exc}") from exc
     present = [str(c).strip() for c in header.columns]
     require_columns(path, [*(wanted or ()), *required], present)
+    if wanted is not None:
+        wanted += [c for c in optional if c in present and c not in wanted]
     try:
         with _opened(path) as stream:
             frame = pd.read_csv(

@@ -27,7 +27,9 @@ MAX_CONFLICTING_SHOWN = 3  # values of one case listed in its conflict (then the
 
 def load_event_log(source: EventLogFields) -> pd.DataFrame:
     """Read an event log (only the mapped columns) and collapse it to canonical tickets."""
-    return events_to_canonical(read_export(source, source.mapped_columns()), source)
+    optional = source.optional_columns()
+    required = [c for c in source.mapped_columns() if c not in optional]
+    return events_to_canonical(read_export(source, required, optional=optional), source)
 
 
 def events_to_canonical(events: pd.DataFrame, source: EventLogFields) -> pd.DataFrame:
@@ -52,11 +54,14 @@ def events_to_canonical(events: pd.DataFrame, source: EventLogFields) -> pd.Data
         build.conflicts("opened_at", case_of.loc[first.index].map(per_case))
     if source.text:
         build.joined_text("text", [first[c] for c in source.text])
+    absent = source.optional_columns() - set(events.columns)
     for name, column in source.at_open.items():
-        build.typed(name, first[column], fmt)
+        if column not in absent:
+            build.typed(name, first[column], fmt)
     for name, column in source.labels.items():
         label = name if name.startswith(LABEL_PREFIX) else LABEL_PREFIX + name
-        build.typed(label, last[column], fmt)
+        if column not in absent:
+            build.typed(label, last[column], fmt)
     return build.build()
 
 

@@ -17,6 +17,14 @@ the desk hears at open (a critical service, a request, a VIP caller, a phone cal
 noise, and the caller's wording reflects them loosely ("Outage:", "Cannot work at all", "No
 rush").
 
+How a ticket was resolved follows its topic (the known request it is, else its subcategory):
+the close code's mix (password problems often clear before anyone acts, hardware gets
+workarounds, crashes are known errors), a close note giving one of the topic's fixes in the
+close code's words, and on part of the solved tickets the topic's knowledge article. A few
+recurring faults (a CI and subcategory, over a stretch of the date range) are problems: about
+half of their incidents in that stretch are linked to the problem and close as known errors
+with its workaround. So similar tickets share what fixed them, as on a real desk.
+
 Changes fail following a logistic model of type, size, window, fragile CIs, riskier groups,
 off-hours starts, windows overlapping on the same CI and windows inside the year-end freeze,
 which defers most planned work to January. Every change is closed, so its label is always
@@ -26,7 +34,9 @@ known (as in an extract taken once the last one closed: windows of changes opene
 DriftKnobs: incidents opened after ``after`` follow a shifted category mix, part of their
 texts use words never seen before, and new groups take over part of existing groups' work
 (for changes too). The random draws do not depend on the knobs, so records opened before
-``after`` are identical with and without drift.
+``after`` are identical with and without drift. The resolution fields draw after every other
+column, and the close code takes one uniform per ticket whatever its mix, so how tickets are
+resolved can change without moving any other column.
 """
 
 from __future__ import annotations
@@ -137,6 +147,7 @@ class _Request(NamedTuple):
     group: str
     service: str
     urgency: float  # latent urgency shift: locked out means no work, a second monitor can wait
+    topic: str  # what fixes it: its key in _FIXES (a subcategory's, or its own)
 
 
 # category: (share of its tickets that are such requests, the requests, most common first).
@@ -144,48 +155,48 @@ class _Request(NamedTuple):
 # by every caller and routed the same way every time, they are the tickets worth auto-routing.
 _REQUESTS: dict[str, tuple[float, tuple[_Request, ...]]] = {
     "network": (0.35, (
-        _Request(("VPN token expired, cannot connect from home", "VPN connection refused, token expired", "New VPN token needed"), "Network Ops", "VPN", 0.6),
-        _Request(("No wifi signal in meeting room", "Wifi access point down in meeting room", "Meeting room wifi not available"), "Network Ops", "Network", 0.0),
+        _Request(("VPN token expired, cannot connect from home", "VPN connection refused, token expired", "New VPN token needed"), "Network Ops", "VPN", 0.6, "vpn token"),
+        _Request(("No wifi signal in meeting room", "Wifi access point down in meeting room", "Meeting room wifi not available"), "Network Ops", "Network", 0.0, "wifi"),
     )),
     "hardware": (0.40, (
-        _Request(("Laptop battery no longer holds a charge", "Laptop battery replacement", "Swollen battery, need a new laptop battery"), "Desktop Support", "Workplace", -0.2),
-        _Request(("Docking station does not detect my monitors", "Docking station stopped working", "Replace faulty docking station"), "Desktop Support", "Workplace", 0.0),
-        _Request(("Request a second monitor", "Need an additional monitor for my desk", "New monitor request"), "Desktop Support", "Workplace", -1.2),
+        _Request(("Laptop battery no longer holds a charge", "Laptop battery replacement", "Swollen battery, need a new laptop battery"), "Desktop Support", "Workplace", -0.2, "laptop battery"),
+        _Request(("Docking station does not detect my monitors", "Docking station stopped working", "Replace faulty docking station"), "Desktop Support", "Workplace", 0.0, "docking station"),
+        _Request(("Request a second monitor", "Need an additional monitor for my desk", "New monitor request"), "Desktop Support", "Workplace", -1.2, "new monitor"),
     )),
     "software": (0.15, (
-        _Request(("Install Visio on my laptop", "Request software installation of Visio", "Need a Visio license"), "Desktop Support", "Workplace", -0.8),
-        _Request(("CRM record cannot be saved, validation error", "Validation error when saving CRM record", "CRM save fails with validation error"), "Application Support", "CRM", 0.3),
+        _Request(("Install Visio on my laptop", "Request software installation of Visio", "Need a Visio license"), "Desktop Support", "Workplace", -0.8, "installation"),
+        _Request(("CRM record cannot be saved, validation error", "Validation error when saving CRM record", "CRM save fails with validation error"), "Application Support", "CRM", 0.3, "crm validation"),
     )),
     "email": (0.45, (
-        _Request(("Mailbox full, please increase the quota", "Mailbox size limit reached", "Cannot receive mail, mailbox over quota"), "Messaging", "Email", 0.2),
-        _Request(("Need access to a shared mailbox", "Shared mailbox access for my team", "Grant shared mailbox permissions"), "Messaging", "Email", -0.4),
-        _Request(("Please add me to a distribution list", "Add user to distribution list", "Distribution list membership change"), "Messaging", "Email", -1.0),
+        _Request(("Mailbox full, please increase the quota", "Mailbox size limit reached", "Cannot receive mail, mailbox over quota"), "Messaging", "Email", 0.2, "mailbox quota"),
+        _Request(("Need access to a shared mailbox", "Shared mailbox access for my team", "Grant shared mailbox permissions"), "Messaging", "Email", -0.4, "shared mailbox"),
+        _Request(("Please add me to a distribution list", "Add user to distribution list", "Distribution list membership change"), "Messaging", "Email", -1.0, "distribution list"),
     )),
     "access": (0.60, (
-        _Request(("Password reset request", "Forgot my password, please reset it", "Need a password reset for my account"), "Identity & Access", "Identity", 0.4),
-        _Request(("Account locked out after too many attempts", "My account is locked out, please unlock", "Locked out of my account again"), "Identity & Access", "Identity", 0.9),
-        _Request(("New starter needs an account created", "Create user account for new joiner", "Account creation for new employee"), "Identity & Access", "Identity", -0.6),
+        _Request(("Password reset request", "Forgot my password, please reset it", "Need a password reset for my account"), "Identity & Access", "Identity", 0.4, "password reset"),
+        _Request(("Account locked out after too many attempts", "My account is locked out, please unlock", "Locked out of my account again"), "Identity & Access", "Identity", 0.9, "account locked"),
+        _Request(("New starter needs an account created", "Create user account for new joiner", "Account creation for new employee"), "Identity & Access", "Identity", -0.6, "new account"),
     )),
     "database": (0.30, (
-        _Request(("Tablespace full on {ci}", "{ci}: tablespace out of space", "Extend tablespace on {ci}"), "Database Admins", "Databases", 0.6),
-        _Request(("Refresh test database from production", "Database copy request for testing", "Clone production database to test"), "Database Admins", "Databases", -1.2),
+        _Request(("Tablespace full on {ci}", "{ci}: tablespace out of space", "Extend tablespace on {ci}"), "Database Admins", "Databases", 0.6, "tablespace"),
+        _Request(("Refresh test database from production", "Database copy request for testing", "Clone production database to test"), "Database Admins", "Databases", -1.2, "database copy"),
     )),
     "erp": (0.30, (
-        _Request(("Cannot post invoice, posting period closed", "Posting period not open for invoice", "Open posting period for invoice entry"), "SAP Functional", "SAP ERP", 0.4),
-        _Request(("Purchase order stuck in approval workflow", "PO approval workflow not moving", "Release purchase order stuck in workflow"), "SAP Functional", "SAP ERP", 0.0),
+        _Request(("Cannot post invoice, posting period closed", "Posting period not open for invoice", "Open posting period for invoice entry"), "SAP Functional", "SAP ERP", 0.4, "posting period"),
+        _Request(("Purchase order stuck in approval workflow", "PO approval workflow not moving", "Release purchase order stuck in workflow"), "SAP Functional", "SAP ERP", 0.0, "purchasing"),
     )),
     "printing": (0.60, (
-        _Request(("Printer {ci} out of toner", "Toner cartridge replacement for {ci}", "Replace toner on {ci}"), "Print Services", "Printing", -0.9),
-        _Request(("Paper jam on {ci}", "{ci} reports a paper jam", "Jammed paper tray on {ci}"), "Print Services", "Printing", -0.3),
-        _Request(("Add printer {ci} to my laptop", "Install printer {ci} on my computer", "Printer driver needed for {ci}"), "Print Services", "Printing", -0.7),
+        _Request(("Printer {ci} out of toner", "Toner cartridge replacement for {ci}", "Replace toner on {ci}"), "Print Services", "Printing", -0.9, "toner"),
+        _Request(("Paper jam on {ci}", "{ci} reports a paper jam", "Jammed paper tray on {ci}"), "Print Services", "Printing", -0.3, "paper jam"),
+        _Request(("Add printer {ci} to my laptop", "Install printer {ci} on my computer", "Printer driver needed for {ci}"), "Print Services", "Printing", -0.7, "printer driver"),
     )),
     "telephony": (0.50, (
-        _Request(("Voicemail PIN reset", "Reset my voicemail PIN", "Forgot my voicemail PIN"), "Telephony", "Telephony", -0.3),
-        _Request(("Move my desk phone extension to a new desk", "Extension move request", "Desk phone extension change"), "Telephony", "Telephony", -0.9),
+        _Request(("Voicemail PIN reset", "Reset my voicemail PIN", "Forgot my voicemail PIN"), "Telephony", "Telephony", -0.3, "voicemail"),
+        _Request(("Move my desk phone extension to a new desk", "Extension move request", "Desk phone extension change"), "Telephony", "Telephony", -0.9, "extension move"),
     )),
     "storage": (0.45, (
-        _Request(("Restore a deleted file from backup", "Please restore a folder deleted yesterday", "File restore from last night's backup"), "Storage & Backup", "File Services", 0.1),
-        _Request(("Increase quota on the shared drive", "Shared drive full, need more space", "Quota increase for team share"), "Storage & Backup", "File Services", -0.3),
+        _Request(("Restore a deleted file from backup", "Please restore a folder deleted yesterday", "File restore from last night's backup"), "Storage & Backup", "File Services", 0.1, "restore"),
+        _Request(("Increase quota on the shared drive", "Shared drive full, need more space", "Quota increase for team share"), "Storage & Backup", "File Services", -0.3, "quota"),
     )),
 }
 # Tickets that name no system and no symptom: the desk calls back before anyone can route them.
@@ -223,7 +234,115 @@ _LEVELS = ("1 - High", "2 - Medium", "3 - Low")
 _PRIORITIES = ("1 - Critical", "2 - High", "3 - Moderate", "4 - Low", "5 - Planning")
 _RESOLUTION_MEDIAN_H = (1.5, 4.0, 10.0, 24.0, 48.0)  # by priority
 _SLA_H = (4.0, 8.0, 24.0, 72.0, 120.0)
-_CLOSE_CODES = (("Solution provided", 0.55), ("Workaround provided", 0.15), ("Resolved by caller", 0.12), ("Known error", 0.05), ("Duplicate", 0.05), ("No resolution provided", 0.04), ("User error", 0.04))
+_CLOSE_CODES = ("Solution provided", "Workaround provided", "Resolved by caller", "Known error", "Duplicate", "No resolution provided", "User error")
+# How each category's tickets close (weights in _CLOSE_CODES order): password problems often
+# clear before anyone acts (self-service reset, the caller remembers), hardware waits for
+# parts behind a loaner, software and databases carry known errors, ERP users misuse screens.
+_CLOSE_CODE_MIX = {
+    "network": (50, 22, 10, 6, 6, 3, 3),
+    "hardware": (44, 30, 8, 3, 5, 5, 5),
+    "software": (46, 18, 10, 10, 5, 4, 7),
+    "email": (58, 12, 10, 4, 5, 3, 8),
+    "access": (56, 4, 25, 2, 6, 3, 4),
+    "database": (60, 20, 3, 9, 4, 3, 1),
+    "erp": (50, 14, 8, 8, 5, 5, 10),
+    "printing": (60, 12, 13, 2, 7, 3, 3),
+    "telephony": (58, 14, 12, 4, 5, 4, 3),
+    "storage": (62, 12, 8, 3, 5, 4, 6),
+}
+# ... and topics that close their own way (a topic as in _FIXES)
+_CLOSE_CODE_BY_TOPIC = {
+    "password reset": (55, 1, 38, 0, 3, 2, 1),
+    "account locked": (50, 2, 36, 0, 5, 2, 5),
+    "crash": (34, 26, 5, 26, 4, 3, 2),
+    "outlook client": (44, 22, 8, 16, 4, 2, 4),
+    "replication": (46, 20, 0, 28, 3, 3, 0),
+    "vpn": (40, 30, 10, 12, 4, 3, 1),
+    "docking station": (40, 32, 6, 14, 4, 3, 1),
+}
+# What fixed a ticket, by topic: its subcategory, or its own for a known request (whose
+# subcategory says nothing of it). Two or three wordings each; each topic has its article.
+_FIXES: dict[str, tuple[str, ...]] = {
+    "connectivity": ("Re-seated the patch cable and reset the switch port; link is up again.", "Renewed the DHCP lease and cleared the ARP cache; connection restored."),
+    "wifi": ("Rebooted the access point and re-pushed the wifi profile; signal restored.", "Removed the stale wifi profile and reconnected to the corporate SSID."),
+    "dns": ("Corrected the stale DNS record and flushed the resolver cache; name resolves again.", "Re-registered the host in DNS and flushed the client cache; lookups work."),
+    "firewall": ("Added the missing firewall rule after approval; traffic passes.", "Corrected the NAT rule on the edge firewall; application reachable again."),
+    "vpn": ("Reinstalled the VPN client and re-imported the profile; tunnel connects.", "Cleared the user's stale session on the VPN gateway; reconnect succeeded."),
+    "laptop": ("Reseated the RAM and updated the BIOS; laptop boots normally.", "Reimaged the laptop and restored the user's profile.", "Sent the laptop for warranty repair; user works on a loaner."),
+    "monitor": ("Replaced the monitor cable; display works.", "Swapped the faulty monitor for a spare from stock."),
+    "docking station": ("Updated the dock firmware and driver; monitors detected again.", "Replaced the docking station with a spare."),
+    "keyboard": ("Replaced the keyboard from stock.", "Re-paired the wireless keyboard and replaced its batteries."),
+    "mobile device": ("Re-enrolled the phone in device management; mail and apps sync again.", "Replaced the faulty handset and restored the user's data."),
+    "installation": ("Deployed the package through Software Center; user confirmed it starts.", "Installed the application with admin rights after the silent install failed."),
+    "license": ("Assigned a licence from the pool and re-activated the product.", "Released an unused licence and assigned it to the user."),
+    "crash": ("Repaired the installation and cleared the profile cache; no more crashes.", "Disabled the faulty add-in causing the crash; application stable."),
+    "update": ("Rolled back the faulty update and paused the update ring for the device.", "Forced the pending update and rebooted; version now current."),
+    "mailbox": ("Repaired the mailbox on the server; mail flows again.", "Rebuilt the offline cache; mailbox opens normally."),
+    "outlook client": ("Recreated the Outlook profile; client connects.", "Repaired Office and disabled the faulty add-in; Outlook starts normally."),
+    "distribution list": ("Updated the distribution list membership as requested.", "Added the user to the distribution list; change synced to Exchange."),
+    "calendar": ("Removed the corrupt meeting and re-shared the calendar.", "Reset the calendar delegate permissions; invites work again."),
+    "password reset": ("Reset the password and unlocked the account; user confirmed login.", "Verified identity and issued a temporary password; user changed it at login.", "Guided the user through the self-service password reset."),
+    "account locked": ("Unlocked the account and removed an old password cached on the phone.", "Unlocked the account in AD; lockouts came from a stale mapped drive, removed it."),
+    "permissions": ("Granted the requested permissions after owner approval.", "Added the user to the right security group; access confirmed."),
+    "new account": ("Created the account and mailbox; credentials sent to the manager.", "Provisioned the new joiner's account from the HR record."),
+    "performance": ("Rebuilt the fragmented index and refreshed statistics; queries fast again.", "Killed the blocking session and tuned the query; response time normal."),
+    "backup": ("Re-ran the failed backup job after freeing space on the target.", "Fixed the backup agent's credentials; next backup completed."),
+    "replication": ("Resynchronised the replica from the primary; lag back to zero.", "Restarted the replication apply process; replica caught up."),
+    "connection pool": ("Raised the connection pool limit and recycled the application pool.", "Cleared leaked sessions and restarted the listener; connections accepted."),
+    "invoicing": ("Corrected the vendor master data and reposted the invoice.", "Released the blocked invoice once the price variance was approved."),
+    "purchasing": ("Reassigned the stuck approval step; purchase order released.", "Corrected the order's cost centre and restarted the approval workflow."),
+    "payroll": ("Corrected the employee's payroll record and re-ran the simulation.", "Fixed the wage type mapping and re-ran the payroll posting."),
+    "reporting": ("Refreshed the report's data extract; figures are current.", "Granted the missing reporting role; report runs."),
+    "printer offline": ("Restarted the print spooler and cleared stuck jobs; printer online.", "Fixed the printer's IP reservation; printer back online."),
+    "paper jam": ("Cleared the paper jam and cleaned the rollers.", "Removed torn paper from the fuser area; test page prints."),
+    "toner": ("Replaced the toner cartridge; test page prints.", "Installed a new toner cartridge from stock."),
+    "scanning": ("Fixed the scan-to-email SMTP settings on the device.", "Recreated the scan folder share permissions; scanning works."),
+    "desk phone": ("Re-provisioned the desk phone; it registers again.", "Replaced the faulty handset cord."),
+    "voicemail": ("Reset the voicemail PIN; user set a new one.", "Rebuilt the voicemail box; greetings restored."),
+    "conference": ("Re-paired the room system with its calendar; meetings join.", "Updated the room system firmware; audio works again."),
+    "mobile": ("Re-provisioned the SIM and reset network settings; calls work.", "Enabled the missing roaming option on the contract."),
+    "file share": ("Remapped the network drive to the right share.", "Restored the share's permission inheritance; folder accessible."),
+    "quota": ("Increased the quota after owner approval.", "Archived old files with the owner to get back under the quota."),
+    "restore": ("Restored the files from last night's backup to their folder.", "Restored the previous version from shadow copies; user confirmed."),
+    "vpn token": ("Issued a new VPN token and synced it; user connected from home.", "Re-enrolled the user's soft token; VPN login works."),
+    "laptop battery": ("Replaced the laptop battery.", "Fitted a replacement battery; the swollen one sent for recycling."),
+    "new monitor": ("Delivered and set up the additional monitor.", "Installed a second monitor from stock at the user's desk."),
+    "crm validation": ("Fixed the invalid field on the CRM record; record saves.", "Corrected the validation rule that blocked the save."),
+    "mailbox quota": ("Increased the mailbox quota and enabled the online archive.", "Enabled auto-archiving and cleared old items; mailbox under quota."),
+    "shared mailbox": ("Granted full access to the shared mailbox; it shows in Outlook.", "Added the team to the shared mailbox's access group."),
+    "tablespace": ("Added a datafile to extend the tablespace; alert cleared.", "Extended the tablespace and enabled autoextend."),
+    "database copy": ("Refreshed the test database from last night's production backup.", "Cloned production to test and masked personal data."),
+    "posting period": ("Opened the posting period; invoice posted.", "Posted the invoice in the open period after finance approval."),
+    "printer driver": ("Installed the printer and its driver; test page prints.", "Added the printer through the print server; user can print."),
+    "extension move": ("Moved the extension to the phone at the new desk.", "Re-assigned the extension to the new desk's handset."),
+}
+_GENERIC_FIXES = ("Investigated and fixed the reported issue; user confirmed.", "Applied the fix and verified it with the user.")
+# A note per close code; {fix} is the topic's fix, {mid} the same after a colon.
+_CLOSE_NOTES = {
+    "Solution provided": ("{fix}",),
+    "Workaround provided": ("Workaround: {mid}", "Temporary workaround until a permanent fix: {mid}"),
+    "Known error": ("Known error: {mid}", "Matches a known error; workaround from the problem record: {mid}"),
+    "Resolved by caller": ("Caller confirmed the issue cleared before any action; closed.", "Resolved by the caller; no action taken."),
+    "Duplicate": ("Duplicate of an incident already being worked; closed.", "Same issue already reported; closed as duplicate."),
+    "No resolution provided": ("No response from the caller after three attempts; closed.", "Could not reproduce and the caller did not reply; closed."),
+    "User error": ("Not a fault: walked the user through the correct steps.", "User error: explained the procedure; works as designed."),
+}
+_KNOWLEDGE_CITED = 0.4  # share of solved or worked-around tickets citing their topic's article
+# Recurring faults, each a problem record: (CI, subcategory, where its burst starts as a share
+# of the date range, the workaround). Part of the incidents matching it during the burst are
+# linked to it.
+_PROBLEMS = (
+    ("exch-prd-02", "outlook client", 0.05, "Recreated the Outlook profile; connection drops after the mailbox server update."),
+    ("core-sw-01", "connectivity", 0.12, "Moved the user's port off core-sw-01, whose uplink module drops links."),
+    ("sap-ecc-app-01", "invoicing", 0.25, "Cleared the lock entry and reposted the invoice; posting dump on sap-ecc-app-01."),
+    ("prt-srv-01", "printer offline", 0.35, "Restarted the spooler on prt-srv-01, which hangs on one driver."),
+    ("wks-fleet-win11", "docking station", 0.45, "Rolled back the dock driver; the latest one loses external monitors."),
+    ("ora-prd-01", "performance", 0.55, "Flushed the bad execution plan and gathered statistics on ora-prd-01."),
+    ("fs-prd-01", "file share", 0.62, "Remapped the drive through the DFS namespace; referrals to fs-prd-01 fail."),
+    ("pbx-prd-01", "desk phone", 0.70, "Re-registered the handset; phones on pbx-prd-01 drop after the nightly restart."),
+)
+_PROBLEM_BURST = 0.3  # length of a burst, as a share of the date range
+_PROBLEM_LINKED = 0.5  # share of a burst's matching incidents linked to its problem
 _CALLERS, _AGENTS = 3000, 25
 _HOUR_WEIGHTS = (1, 1, 1, 1, 1, 2, 4, 10, 20, 24, 24, 22, 15, 18, 22, 21, 18, 12, 6, 4, 3, 2, 1, 1)
 _WEEKEND_WEIGHT = 0.2
@@ -254,6 +373,8 @@ _FREEZE_EXCEPTIONS = 0.1
 _FREEZE_CATCH_UP_DAYS = 4.0  # mean delay of deferred work after the freeze ends
 _FREEZE_RISK = 0.6
 # fmt: on
+_ARTICLES = {topic: f"KB{10_001 + i:07d}" for i, topic in enumerate(_FIXES)}
+_PROBLEM_IDS = tuple(f"PRB{40_001 + k:07d}" for k in range(len(_PROBLEMS)))
 
 
 def _seconds(day: date) -> int:
@@ -435,6 +556,52 @@ def _incident_texts(
     return short, long, rng.random(n) < 0.2
 
 
+def _close_codes(u: Floats, cat: Ints, topic: Objects) -> Objects:
+    """A close code per ticket, from its topic's mix if it has one, else its category's; one
+    uniform per ticket whatever the mix, so the draws after it stay aligned."""
+    weights = np.array([_CLOSE_CODE_MIX[c.name] for c in _CATEGORIES], dtype=float)[cat]
+    for name, mix in _CLOSE_CODE_BY_TOPIC.items():
+        weights[topic == name] = mix
+    rows = np.arange(len(u))
+    codes: Objects = np.array(_CLOSE_CODES, dtype=object)[_pick(u, _cumulative(weights), rows)]
+    return codes
+
+
+def _problem_of(
+    u: Floats,
+    opened: Ints,
+    ci: Objects,
+    subcategory: Objects,
+    request: Bools,
+    params: GeneratorSource,
+) -> Ints:
+    """Per ticket, the index in _PROBLEMS of the problem it is linked to, -1 if none. Bursts
+    are placed by shares of the date range and each ticket decides by its own draw, so drift
+    after a date leaves the links before it alone. Requests ask for something; nothing broke."""
+    start = _seconds(params.start)
+    span = _seconds(params.end) - start
+    which = np.full(len(u), -1, dtype=np.int64)
+    candidate = (u < _PROBLEM_LINKED) & ~request
+    for k, (on_ci, on_subcategory, begins, _) in enumerate(_PROBLEMS):
+        burst = start + begins * span
+        during = (opened >= burst) & (opened < burst + _PROBLEM_BURST * span)
+        which[candidate & during & (ci == on_ci) & (subcategory == on_subcategory)] = k
+    return which
+
+
+def _close_notes(codes: Objects, topic: Objects, workaround: Objects, pick: Ints) -> list[str]:
+    """A resolution note per ticket: its close code's wording around a fix of its topic, or
+    its problem's workaround. `pick`: two integers in [0, 12) per ticket choosing the fix and
+    the wording; 12 is a multiple of 1 to 4, so `% len` picks evenly among as many."""
+    notes = []
+    for i, code in enumerate(codes):
+        fixes = _FIXES.get(topic[i], _GENERIC_FIXES)
+        fix = workaround[i] or fixes[pick[0, i] % len(fixes)]
+        wordings = _CLOSE_NOTES[code]
+        notes.append(wordings[pick[1, i] % len(wordings)].format(fix=fix, mid=_mid_sentence(fix)))
+    return notes
+
+
 def generate_incidents(params: GeneratorSource) -> pd.DataFrame:
     """A ServiceNow `incident` table export of `params.rows` incidents, all columns text."""
     rng = np.random.default_rng(params.seed)
@@ -513,7 +680,13 @@ def generate_incidents(params: GeneratorSource) -> pd.DataFrame:
     closed = resolved + np.where(rng.random(n) < 0.3, confirm, 7 * 86_400)
     open_now, unclosed = resolved >= end, closed >= end
     made_sla = np.where(open_now, end, resolved) - opened <= np.array(_SLA_H)[priority] * 3600
-    close_code = _draw(rng, _CLOSE_CODES, n)
+    # What fixed a known request is the request's business; for other tickets the subcategory.
+    topic = np.where(
+        kinds.is_request,
+        np.array([r.topic for r in _ALL_REQUESTS], dtype=object)[known],
+        subcategory,
+    )
+    close_code = _close_codes(rng.random(n), cat, topic)
     state = np.where(open_now, "In Progress", np.where(unclosed, "Resolved", "Closed"))
 
     caller = np.array([f"Caller {i + 1}" for i in range(_CALLERS)], dtype=object)[callers]
@@ -523,6 +696,15 @@ def generate_incidents(params: GeneratorSource) -> pd.DataFrame:
     opened_by = np.where(np.isin(channel, ("phone", "walk-in")), agent, caller)
     novel = after & (rng.random(n) < params.drift.new_vocabulary)
     short, long, no_description = _incident_texts(rng, cat, ci, novel, kinds, impact, urgency, vip)
+    # Resolution draws come last: changing how tickets are resolved moves no column above.
+    problem = _problem_of(rng.random(n), opened, ci, subcategory, kinds.is_request, params)
+    linked = problem >= 0
+    close_code = np.where(linked, "Known error", close_code)
+    workaround = np.array([p[3] for p in _PROBLEMS], dtype=object)[problem]
+    workaround[~linked] = None
+    notes = _close_notes(close_code, topic, workaround, rng.integers(0, 12, (2, n)))
+    solved = np.isin(close_code, ("Solution provided", "Workaround provided")) & ~open_now
+    cited = solved & (rng.random(n) < _KNOWLEDGE_CITED)
 
     frame = pd.DataFrame(
         {
@@ -548,6 +730,9 @@ def generate_incidents(params: GeneratorSource) -> pd.DataFrame:
             "reopen_count": pd.Series(reopen).astype("string"),
             "made_sla": _text(np.where(made_sla, "true", "false").astype(object)),
             "close_code": _text(close_code, open_now),
+            "close_notes": _text(notes, open_now),
+            "knowledge": _text(pd.Series(topic).map(_ARTICLES).to_numpy(dtype=object), ~cited),
+            "problem_id": _text(np.array(_PROBLEM_IDS, dtype=object)[problem], ~linked),
             "state": _text(state.astype(object)),
         }
     )

@@ -50,6 +50,10 @@ TABLE_LABELS = {
     "impact": "label_impact",
     "urgency": "label_urgency",
     "close_code": "label_closed_code",
+    "close_notes": "label_resolution_notes",
+    "knowledge": "label_knowledge",
+    "problem_id": "label_problem_id",
+    "rfc": "label_rfc",
 }
 TABLE_TEXT = ("short_description", "description")
 TABLE_REQUIRED = ("number", "opened_at", "short_description", "assignment_group")

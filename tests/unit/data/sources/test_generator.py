@@ -24,6 +24,9 @@ ROWS = 2_000
 DRIFT_DATE = date(2025, 7, 1)
 INCIDENT_TIMES = ("opened_at", "resolved_at", "closed_at")
 CHANGE_TIMES = ("opened_at", "planned_start", "planned_end", "closed_at")
+# Known once a ticket is resolved (close code and notes), or only on some tickets.
+RESOLUTION = ("close_code", "close_notes", "knowledge", "problem_id")
+SOLVED = ("Solution provided", "Workaround provided")
 
 
 def _params(rows: int = ROWS, seed: int = 0, drift: DriftKnobs | None = None) -> GeneratorSource:
@@ -94,7 +97,7 @@ def test_frames_look_like_csv_read_as_text(incidents: pd.DataFrame, changes: pd.
     assert changes["number"].iloc[0] == "CHG0030001"
     assert 0.05 < incidents["description"].isna().mean() < 0.4
     assert (
-        incidents.drop(columns=["description", *INCIDENT_TIMES[1:], "close_code"])
+        incidents.drop(columns=["description", *INCIDENT_TIMES[1:], *RESOLUTION])
         .notna()
         .all()
         .all()
@@ -269,6 +272,85 @@ def test_priority_follows_what_the_desk_hears_at_open(incidents: pd.DataFrame) -
     assert majority + 0.05 < accuracy < 0.7
 
 
+def test_close_notes_are_there_exactly_when_the_ticket_was_resolved(
+    incidents: pd.DataFrame,
+) -> None:
+    resolved = incidents["close_code"].notna()
+    assert (incidents["close_notes"].notna() == resolved).all()
+    assert 0 < (~resolved).sum() == (incidents["state"] == "In Progress").sum()
+    # a note says how its ticket closed: no wording serves two close codes
+    assert incidents.groupby("close_notes")["close_code"].nunique().max() == 1
+
+
+def test_close_codes_follow_the_category(incidents: pd.DataFrame) -> None:
+    codes = incidents["close_code"]
+    assert set(codes.dropna()) == {
+        "Solution provided",
+        "Workaround provided",
+        "Resolved by caller",
+        "Known error",
+        "Duplicate",
+        "No resolution provided",
+        "User error",
+    }
+    shares = pd.crosstab(incidents["category"], codes, normalize="index")
+    # password trouble often clears before anyone acts; hardware waits behind a loaner;
+    # software crashes are known errors
+    by_caller, workaround = shares["Resolved by caller"], shares["Workaround provided"]
+    assert by_caller["access"] > 2 * by_caller["hardware"]
+    assert workaround["hardware"] > 3 * workaround["access"]
+    assert shares["Known error"]["software"] > 3 * shares["Known error"]["access"]
+    assert 0.4 < (codes == "Solution provided").mean() < 0.65  # the most common still
+
+
+def test_tickets_alike_share_what_fixed_them(incidents: pd.DataFrame) -> None:
+    # What a knowledge model needs: the solved tickets of one known request, however worded,
+    # share a few fixes of their own.
+    short = incidents["short_description"].str.lower()
+    solved = incidents["close_code"] == "Solution provided"
+    fixes = {
+        wording: set(incidents.loc[solved & short.str.contains(rf"\b{wording}\b"), "close_notes"])
+        for wording in ("locked out", "voicemail pin", "vpn token", "distribution list")
+    }
+    for wording, notes in fixes.items():
+        assert 1 <= len(notes) <= 3, (wording, notes)
+    everything = [note for notes in fixes.values() for note in notes]
+    assert len(everything) == len(set(everything))
+
+
+def test_knowledge_articles_are_cited_on_part_of_the_solved_tickets(
+    incidents: pd.DataFrame,
+) -> None:
+    cited = incidents["knowledge"].notna()
+    solved = incidents["close_code"].isin(SOLVED)
+    assert not (cited & ~solved).any()
+    assert 0.3 < cited[solved].mean() < 0.5
+    articles = incidents.loc[cited, "knowledge"]
+    assert articles.str.fullmatch(r"KB\d{7}").all()
+    # an article per kind of fix, cited again and again
+    assert articles.nunique() < 60 and articles.value_counts().iloc[0] >= 10
+    locked_out = incidents["short_description"].str.lower().str.contains(r"\blocked out\b")
+    assert articles[locked_out & cited].nunique() == 1
+
+
+def test_recurring_faults_link_their_incidents_to_one_problem() -> None:
+    incidents = generate_incidents(_params(12_000))
+    linked = incidents[incidents["problem_id"].notna()]
+    assert linked["problem_id"].str.fullmatch(r"PRB\d{7}").all()
+    problems = linked.groupby("problem_id")
+    assert 5 <= problems.ngroups <= 10 and problems.size().min() >= 4
+    assert len(linked) < 0.03 * len(incidents)
+    # one fault: one CI and subcategory, during a stretch of the year
+    assert (problems["cmdb_ci"].nunique() == 1).all()
+    assert (problems["subcategory"].nunique() == 1).all()
+    opened = _times(linked, "opened_at").groupby(linked["problem_id"])
+    assert (opened.max() - opened.min() < pd.Timedelta(days=183)).all()
+    # closed as known errors with the problem's workaround, in one of two wordings
+    resolved = linked[linked["close_code"].notna()]
+    assert (resolved["close_code"] == "Known error").all()
+    assert (resolved.groupby("problem_id")["close_notes"].nunique() <= 2).all()
+
+
 def test_changes_wait_out_the_year_end_freeze_but_emergencies_and_exceptions() -> None:
     params = GeneratorSource(
         kind="generator", rows=6_000, start=date(2024, 7, 1), end=date(2025, 6, 30)
@@ -355,6 +437,9 @@ def test_frames_pass_through_the_project_adapters(
     assert tickets["label_assignment_group"].notna().all()
     assert tickets["text"].notna().all()
     assert tickets["label_made_sla"].notna().all()
+    resolved = tickets["label_closed_code"].notna()
+    assert (tickets["label_resolution_notes"].notna() == resolved).all()
+    assert tickets["label_knowledge"].notna().any() and tickets["label_problem_id"].notna().any()
     assert canonical_changes["label_failed"].notna().all()
     assert canonical_changes["size"].gt(0).all()
     assert re.fullmatch(r"CHG\d{7}", canonical_changes["change_id"].iloc[-1])
