@@ -21,14 +21,26 @@ from itsm_ml.config import Params
 from itsm_ml.errors import ConfigError, ItsmMlError
 from itsm_ml.schemas import CHANGES, LABEL_PREFIX, is_label, is_metadata, schema_for
 
-Family = Literal["triage", "change_risk"]
+Family = Literal["triage", "change_risk", "knowledge"]
 # Which code learns from which table: triage classifies tickets at open (text and fields),
 # change risk scores changes before they run (their own metrics, history and conflicts).
 FAMILY_OF_TABLE: dict[str, Family] = {"tickets": "triage", "changes": "change_risk"}
-# The gate's metrics per family, primary first; True when higher is better.
+# A kind that is a family of its own, whatever the table: knowledge retrieval finds the most
+# similar earlier tickets and suggests the resolution they had.
+FAMILY_OF_KIND: dict[str, Family] = {"similarity": "knowledge"}
+
+
+def family_of(table: str, kind: str) -> Family:
+    return FAMILY_OF_KIND.get(kind) or FAMILY_OF_TABLE[table]
+
+
+# The gate's metrics per family, primary first; True when higher is better. Knowledge is
+# judged on the resolution its neighbours suggest (top-1 accuracy of the label), the figure
+# the gate can measure on any labelled window from the served answer alone.
 METRICS: dict[Family, dict[str, bool]] = {
     "triage": {"accuracy": True, "macro_f1": True, "ece": False},
     "change_risk": {"auc": True, "brier": False, "ece": False},
+    "knowledge": {"accuracy": True, "macro_f1": True, "ece": False},
 }
 # A yes/no label of tickets (SLA breached, reopened) is judged as a risk score is: how well its
 # probability ranks, then how right it is; accuracy alone rewards the majority class.
@@ -59,6 +71,10 @@ INTENDED_USE: dict[Family, str] = {
     " with a risk band, the reasons and the conflicts with other planned work, so that change"
     " managers and the CAB spend review effort where the risk is. It approves or rejects"
     " nothing.",
+    "knowledge": "Shows the agent (or a self-service chat) the most similar earlier tickets with"
+    " how they were resolved, and suggests a `{label}` with a calibrated probability (and the"
+    " runbook it points to); the suggestion is marked for automatic use only in values whose"
+    " threshold reaches the target precision. Running a runbook stays with the ITSM.",
 }
 LIMITS: dict[Family, tuple[str, ...]] = {
     "triage": (
@@ -72,6 +88,13 @@ LIMITS: dict[Family, tuple[str, ...]] = {
         " from the change process.",
         "It knows only the failures the export records as such; failures never recorded are"
         " invisible to it.",
+    ),
+    "knowledge": (
+        "It finds what the desk wrote down: tickets closed without notes, or with notes that"
+        " do not say what fixed them, are neighbours without an answer.",
+        "Similarity scores rank neighbours for one ticket; they are not probabilities and do"
+        " not compare across tickets. The suggestion's probability is the calibrated one.",
+        "Tickets resolved after its training are not in its index until it is retrained.",
     ),
 }
 
@@ -94,7 +117,7 @@ class CatalogEntry:
 
     @property
     def family(self) -> Family:
-        return FAMILY_OF_TABLE[self.table]
+        return family_of(self.table, self.kind)
 
     @property
     def metrics(self) -> dict[str, bool]:
@@ -210,7 +233,12 @@ def catalog(params: Params) -> Catalog:
     entries = []
     for name, spec in params.models.items():
         label = spec.label if spec.label.startswith(LABEL_PREFIX) else LABEL_PREFIX + spec.label
-        family = FAMILY_OF_TABLE[spec.table]
+        family = family_of(spec.table, spec.kind)
+        if family == "knowledge" and spec.table != "tickets":
+            raise ConfigError(
+                f"models.{name}.kind: 'similarity' on the {spec.table} table; expected the"
+                " tickets table (similar tickets and what resolved them)"
+            )
         if family == "change_risk" and spec.kind != "binary":
             raise ConfigError(
                 f"models.{name}.kind: {spec.kind!r} on the changes table; expected 'binary'"

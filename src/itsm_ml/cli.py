@@ -128,7 +128,6 @@ def check(
     Exit code 0: valid (some rows may be quarantined, within the limit); 1: invalid, with the
     report printed and written; 2: usage error (bad option or mapping).
     """
-    from itsm_ml.catalog import catalog
     from itsm_ml.config import ValidationParams, load_params, parse_source
     from itsm_ml.data import sources
     from itsm_ml.data import stage as stages
@@ -142,7 +141,7 @@ def check(
         rules = project.table(table).validation if project else ValidationParams()
         # The labels the catalog's models learn are judged for completeness; without a
         # params.yaml there is no catalog, and no label rule.
-        labels = [e.label for e in catalog(project).of_table(table)] if project else []
+        labels = stages.judged_labels(project, table) if project else []
     except ConfigError as exc:
         console.print(f"[red]usage error:[/red] {exc}")
         raise typer.Exit(EXIT_USAGE) from exc

@@ -477,8 +477,9 @@ class ModelSpec(_Strict):
     table: Literal["tickets", "changes"] = Field(
         description="The canonical table the model learns from and scores."
     )
-    kind: Literal["multiclass", "binary"] = Field(
-        description="What it predicts: one of many classes, or yes/no."
+    kind: Literal["multiclass", "binary", "similarity"] = Field(
+        description="What it predicts: one of many classes, yes/no, or (tickets only) the"
+        " most similar earlier tickets and the resolution they suggest for `label`."
     )
     label: str = Field(
         min_length=1,
@@ -541,6 +542,55 @@ def _default_models() -> dict[str, ModelSpec]:
         "priority": ModelSpec(table="tickets", kind="multiclass", label="priority"),
         "change-risk": ModelSpec(table="changes", kind="binary", label="failed"),
     }
+
+
+class KnowledgeParams(_Strict):
+    """Settings of every `similarity` model (knowledge retrieval): how tickets are compared,
+    what an answer returns, and which runbook a resolution points to."""
+
+    methods: tuple[Literal["bm25", "dense", "fusion", "fields", "fusion_fields"], ...] = Field(
+        ("bm25", "dense", "fusion", "fields", "fusion_fields"),
+        min_length=1,
+        description="Retrieval methods tried; the one whose validation neighbours are most"
+        " relevant is kept (linked duplicates where the export has them, else neighbours"
+        " sharing the resolution).",
+    )
+    boost: dict[str, Annotated[float, Field(ge=0)]] = Field(
+        default_factory=dict,
+        description="Grouping field: weight added to a neighbour's score (in standard"
+        " deviations of the query's scores) when it shares the ticket's value.",
+    )
+    filter: tuple[str, ...] = Field(
+        (),
+        description="Grouping fields a neighbour must share with the ticket (where the"
+        " ticket has a value).",
+    )
+    k: PositiveInt = Field(5, description="Neighbours returned per ticket.")
+    returned: tuple[str, ...] = Field(
+        (
+            "label_resolution_notes",
+            "label_knowledge",
+            "label_problem_id",
+            "label_rfc",
+            "label_category",
+            "label_assignment_group",
+        ),
+        description="Columns returned with each neighbour, besides its id, open time and the"
+        " model's label (the ones the export has).",
+    )
+    max_query_terms: PositiveInt = Field(
+        64, description="A long ticket queries with its most telling terms only."
+    )
+    runbooks: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="Runbook ids by `suggestion` (the suggested resolution) or by a ticket"
+        " column (e.g. `category`), then value; the first that matches is named.",
+    )
+
+    @field_validator("filter", "returned", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
 
 
 class TriageModelParams(_Strict):
@@ -868,6 +918,7 @@ class Params(_Strict):
     split: SplitParams = SplitParams()
     triage: TriageParams = TriageParams()
     change_risk: ChangeRiskParams = ChangeRiskParams()
+    knowledge: KnowledgeParams = KnowledgeParams()
     drift: DriftParams = DriftParams()
     promotion: PromotionParams = PromotionParams()
     serving: ServingParams = ServingParams()

@@ -242,3 +242,117 @@ def render_change_card(
             "",
         ]
     )
+
+
+def render_similarity_card(
+    *,
+    registered_model: str,
+    label: str,
+    data: dict[str, Any],
+    metrics: dict[str, Any],
+    baselines: dict[str, dict[str, Any]],
+    selection: dict[str, Any],
+    curve: pd.DataFrame,
+    intended_use: str,
+    owner: str | None,
+    limits: list[str],
+) -> str:
+    k = metrics["k"]
+    precision = f"precision@{k}"
+
+    def row(name: str, m: dict[str, Any]) -> str:
+        cells = [
+            _number(m.get(key, float("nan")), 3) for key in ("accuracy", "macro_f1", precision)
+        ]
+        return f"| {name} | {' | '.join(cells)} |"
+
+    metric = selection["selection_metric"]
+    methods = [
+        f"| {name}{' (chosen)' if name == selection['chosen'] else ''} |"
+        f" {_number(found.get(metric, float('nan')), 4)} |"
+        for name, found in selection["candidates"].items()
+    ]
+    columns = [c for c in curve.columns if c != "k"]
+    curve_rows = [
+        f"| {int(r['k'])} | " + " | ".join(_number(r[c], 3) for c in columns) + " |"
+        for _, r in curve.iterrows()
+    ]
+    duplicates = (
+        [
+            f"Linked duplicates on test ({metrics['duplicate_queries']} tickets whose duplicate"
+            f" is indexed): recall@1 {_number(metrics['duplicate recall@1'], 3)}, recall@5"
+            f" {_number(metrics['duplicate recall@5'], 3)}, recall@10"
+            f" {_number(metrics['duplicate recall@10'], 3)}, MRR"
+            f" {_number(metrics['duplicate mrr'], 3)}.",
+            "",
+        ]
+        if "duplicate_queries" in metrics
+        else []
+    )
+    compared = ", ".join(data["fields"]) or "none"
+    return "\n".join(
+        [
+            f"# Model card: {registered_model}",
+            "",
+            "For a new ticket: the most similar earlier tickets, each with its similarity, a"
+            f" relevance probability and how it was resolved; and the `{label}` those neighbours"
+            " suggest, with a calibrated probability and the runbook it points to. Registered in"
+            " MLflow with its index inside the artifact, alias `challenger`; the promotion gate"
+            " decides `champion`.",
+            "",
+            *_intended_use(intended_use, owner),
+            "## Data",
+            "",
+            f"- Source: {data['source']}",
+            f"- Split: train {data['train_rows']:,} tickets, validation {data['valid_rows']:,}"
+            f" (method and vote chosen, calibrated), test {data['test_rows']:,} (labelled). The"
+            f" served index holds train + validation: {data['indexed']:,} tickets.",
+            f"- Compared by: {'the ticket text and ' if data['text'] else ''}the fields"
+            f" {compared}. A ticket never sees itself or a later ticket.",
+            "",
+            "## How it was chosen",
+            "",
+            f"Retrieval methods judged on the validation tickets' neighbours by {metric}:",
+            "",
+            f"| method | validation {metric} |",
+            "|---|---|",
+            *methods,
+            "",
+            f"Vote: temperature {selection['vote_temperature']:g}, prior weight"
+            f" {selection['vote_prior_weight']:g} (validation accuracy"
+            f" {selection['vote_accuracy_on_validation']:.4f}); calibration"
+            f" {selection['calibration']}.",
+            "",
+            "## Quality on the test split",
+            "",
+            f"| model | accuracy of the suggested `{label}` | macro-F1 | neighbours' {precision} |",
+            "|---|---|---|---|",
+            row("this model", metrics),
+            *[row(f"baseline: {name}", m) for name, m in baselines.items()],
+            "",
+            f"Top-{metrics['top_k']} suggestions hold the right value for"
+            f" {_pct(metrics['top_k_accuracy'])} of tickets. Calibration: expected calibration"
+            f" error {metrics['ece']:.3f} (vote shares: {metrics['ece_uncalibrated']:.3f}).",
+            "",
+            f"Auto-suggest at a target precision of {metrics['target_precision']:.0%} (per-value"
+            f" thresholds learned on validation): **{_pct(metrics['coverage'])} of test tickets"
+            f" at {_pct(metrics['auto_routed_precision'])} precision**; the others get"
+            " suggestions only.",
+            "",
+            f"Neighbour relevance (the probability shown with each neighbour that it shares the"
+            f" ticket's `{label}`): mean {_pct(metrics['relevance_mean'])} against"
+            f" {_pct(metrics[precision])} observed, ECE {_number(metrics['relevance_ece'], 3)}.",
+            "",
+            *duplicates,
+            f"## Neighbours sharing the `{label}`, by depth",
+            "",
+            "| k | " + " | ".join(columns) + " |",
+            "|---|" + "---|" * len(columns),
+            *curve_rows,
+            "",
+            "## Known limits",
+            "",
+            *[f"- {limit}" for limit in limits],
+            "",
+        ]
+    )

@@ -56,10 +56,11 @@ def outcome(root: Path, entry: CatalogEntry) -> ModelOutcome:
     routed = ""
     if "coverage" in evaluation:
         share, precision = evaluation["coverage"], evaluation.get("auto_routed_precision")
+        action = evaluation.get("auto_action", "auto-routed")
         routed = (
-            f"{share:.0%} auto-routed at {precision:.1%} precision"
+            f"{share:.0%} {action} at {precision:.1%} precision"
             if share and precision is not None
-            else "none auto-routed"
+            else f"none {action}"
         )
     gate, serving = _gate(_read(root / "reports" / "promotion" / f"{entry.name}.json"))
     return ModelOutcome(entry.name, quality, routed, gate, serving)

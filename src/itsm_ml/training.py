@@ -40,6 +40,10 @@ def _family(family: Family) -> FamilyStages:
         from itsm_ml.change_risk import stage as change_risk_stage
 
         return change_risk_stage
+    if family == "knowledge":
+        from itsm_ml.knowledge import stage as knowledge_stage
+
+        return knowledge_stage
     from itsm_ml.triage import stage as triage_stage
 
     return triage_stage

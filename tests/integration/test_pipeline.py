@@ -18,7 +18,7 @@ from tests.state import last_good_state
 ROOT = Path(__file__).parents[2]
 pytestmark = pytest.mark.slow
 TARGETS = ("routing", "category", "priority")
-MODELS = (*TARGETS, "change-risk")
+MODELS = (*TARGETS, "ticket-similarity", "change-risk")
 
 
 def dvc(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -133,6 +133,48 @@ def test_triage_models_are_evaluated_and_registered_as_challenger(project: Path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.startswith("20 ['auto_route', 'label', 'notes', 'probability', ")
     assert "unseen caller" in result.stdout and "no text" in result.stdout
+
+
+def test_ticket_similarity_is_evaluated_and_registered_with_its_index(project: Path) -> None:
+    out = project / "reports/models/ticket-similarity"
+    metrics = yaml.safe_load((out / "evaluation/metrics.json").read_text())
+    assert 0 <= metrics["accuracy"] <= 1 and 0 <= metrics["precision@5"] <= 1
+    assert {"majority class", "bm25 neighbours"} <= set(metrics["baselines"])
+    card = (project / "reports/model_cards/ticket-similarity.md").read_text()
+    assert "## How it was chosen" in card and "Neighbour relevance" in card
+    assert (out / "evaluation/precision_at_k.png").read_bytes()[:4] == b"\x89PNG"
+    drift = yaml.safe_load((project / "reports/drift/ticket-similarity/drift.json").read_text())
+    watched = {f["feature"] for w in drift["windows"] for f in w["features"]}
+    assert {"text", "nearest neighbour score", "predicted class"} <= watched
+    # A fresh process loads the registered pyfunc (its index inside) and answers a new
+    # ticket with earlier tickets only.
+    script = (
+        "import mlflow, pandas as pd\n"
+        "model = mlflow.pyfunc.load_model('models:/itsm-ticket-similarity@challenger')\n"
+        "test = pd.read_parquet('data/processed/tickets/test.parquet')\n"
+        "answer = model.predict(test.head(3))\n"
+        "first = answer.neighbours.iloc[0]\n"
+        "print(sorted(answer.columns))\n"
+        "print(len(first), all(n['opened_at'] < test.opened_at.iloc[0].isoformat() for n in first))\n"
+    )
+    result = run_python(project, script)
+    assert result.returncode == 0, result.stderr[-2000:]
+    columns, neighbours = result.stdout.splitlines()[-2:]
+    assert columns == str(
+        sorted(
+            [
+                "auto_suggest",
+                "label",
+                "neighbours",
+                "probability",
+                "runbook",
+                "runbook_basis",
+                "suggestion_probabilities",
+                "suggestions",
+            ]
+        )
+    )
+    assert neighbours == "5 True"
 
 
 def test_change_risk_is_evaluated_and_registered_as_challenger(project: Path) -> None:

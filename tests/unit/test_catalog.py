@@ -24,7 +24,14 @@ def params(models: dict[str, object] | None = None, **extra: object) -> Params:
 
 def test_the_project_catalog_names_every_model_with_its_table_and_label() -> None:
     found = catalog(load_params(ROOT / "params.yaml"))
-    assert found.names == ["routing", "category", "priority", "change-risk"]
+    assert found.names == ["routing", "category", "priority", "ticket-similarity", "change-risk"]
+    similar = found.get("ticket-similarity")
+    assert (similar.table, similar.kind, similar.family, similar.metric) == (
+        "tickets",
+        "similarity",
+        "knowledge",
+        "accuracy",
+    )
     risk = found.get("change-risk")
     assert (risk.table, risk.kind, risk.label, risk.family) == (
         "changes",
@@ -94,6 +101,14 @@ def test_keep_at_open_is_the_column_named_like_the_label_when_present() -> None:
         (
             {"x": {"table": "changes", "kind": "binary", "label": "rolled_back"}},
             r"models\.x\.label: 'rolled_back' on the changes table; expected 'failed'",
+        ),
+        (
+            {"x": {"table": "changes", "kind": "similarity", "label": "failed"}},
+            r"models\.x\.kind: 'similarity' on the changes table; expected the tickets table",
+        ),
+        (
+            {"x": {"table": "tickets", "kind": "similarity", "label": "f", "metric": "ece"}},
+            r"models\.x\.metric: 'ece'; expected one of accuracy, macro_f1",
         ),
         (
             {"x": {"table": "changes", "kind": "binary", "label": "failed", "metric": "ece"}},

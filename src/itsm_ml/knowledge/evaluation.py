@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pandas as pd
 
 from itsm_ml.knowledge.resolution import Suggestions
 from itsm_ml.knowledge.retrieval import Neighbours
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 CUTOFFS = (1, 5, 10)
 
@@ -48,6 +52,15 @@ def label_precision_at(
     return float(np.mean(shares)) if shares else float("nan")
 
 
+def precision_curve(
+    neighbours: Neighbours, indexed_labels: np.ndarray, query_labels: np.ndarray, depth: int
+) -> list[float]:
+    """Precision@k of the label for k = 1 .. depth: how far down the list stays useful."""
+    return [
+        label_precision_at(neighbours, indexed_labels, query_labels, k) for k in range(1, depth + 1)
+    ]
+
+
 def suggestion_metrics(suggestions: Suggestions, truth: pd.Series) -> dict[str, float]:
     """Top-1 and top-3 accuracy, and the share auto-suggested with its precision."""
     known = truth.notna().to_numpy()
@@ -62,3 +75,21 @@ def suggestion_metrics(suggestions: Suggestions, truth: pd.Series) -> dict[str, 
         "auto_precision": float(hit[auto, 0].mean()) if auto.any() else float("nan"),
         "tickets": len(values),
     }
+
+
+def precision_at_k_figure(curve: pd.DataFrame, label: str, title: str) -> Figure:
+    """Precision@k of each method in `curve` (columns besides `k`), k on the x axis."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for column in (c for c in curve.columns if c != "k"):
+        ax.plot(curve["k"], curve[column], marker="o", label=column)
+    ax.set(
+        xlabel="neighbours shown (k)",
+        ylabel=f"share sharing the ticket's {label.removeprefix('label_')}",
+        ylim=(0, 1),
+        title=title,
+    )
+    ax.legend(loc="lower left")
+    fig.tight_layout()
+    return cast("Figure", fig)

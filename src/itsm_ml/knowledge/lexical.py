@@ -9,6 +9,7 @@ list of the index.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -52,6 +53,9 @@ class Bm25Index(BaseEstimator):  # type: ignore[misc]
     def fit(self, documents: Sequence[list[str]]) -> Bm25Index:
         import bm25s
 
+        # bm25s sets its own logger to DEBUG on import, so once anything configures the root
+        # logger (DVC and MLflow do), every index build prints "Building index from tokens".
+        logging.getLogger("bm25s").setLevel(logging.WARNING)
         self.retriever_ = bm25s.BM25(k1=self.k1, b=self.b, method="lucene")
         # An empty index still needs one token for bm25s; an empty document is scored 0.
         self.retriever_.index(

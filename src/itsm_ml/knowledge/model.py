@@ -20,6 +20,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from itsm_ml.errors import ItsmMlError
 from itsm_ml.knowledge.evaluation import label_precision_at, ranks_of, recall_at
+from itsm_ml.knowledge.relevance import fit_relevance
 from itsm_ml.knowledge.resolution import ResolutionSuggester, Suggestions
 from itsm_ml.knowledge.retrieval import METHODS, Neighbours, TicketIndex
 
@@ -30,6 +31,8 @@ MIN_DUPLICATE_QUERIES = 10
 VOTE_NEIGHBOURS = 50
 TEMPERATURES = (0.3, 1.0, 3.0)
 PRIOR_WEIGHTS = (1.0, 5.0, 20.0)
+# The runbook key that reads the suggested resolution instead of a column of the ticket.
+SUGGESTION = "suggestion"
 
 
 class SimilarityModel(BaseEstimator):  # type: ignore[misc]
@@ -44,6 +47,7 @@ class SimilarityModel(BaseEstimator):  # type: ignore[misc]
         filter: Sequence[str] = (),
         methods: Sequence[str] = tuple(METHODS),
         returned: Sequence[str] = (),
+        runbooks: Mapping[str, Mapping[str, str]] | None = None,
         k: int = 5,
         max_query_terms: int = 64,
         target_precision: float = 0.9,
@@ -61,6 +65,7 @@ class SimilarityModel(BaseEstimator):  # type: ignore[misc]
         self.filter = filter
         self.methods = methods
         self.returned = returned
+        self.runbooks = runbooks
         self.k = k
         self.max_query_terms = max_query_terms
         self.target_precision = target_precision
@@ -68,6 +73,11 @@ class SimilarityModel(BaseEstimator):  # type: ignore[misc]
         self.min_class_support = min_class_support
         self.top = top
         self.seed = seed
+
+    def index_for(self, method: str, tickets: pd.DataFrame) -> TicketIndex:
+        """An index of `tickets` by another method with this model's settings (evaluation
+        compares the chosen method with plain BM25 over the same tickets)."""
+        return self._index(method).fit(tickets.reset_index(drop=True))
 
     def _index(self, method: str) -> TicketIndex:
         return TicketIndex(
@@ -119,6 +129,9 @@ class SimilarityModel(BaseEstimator):  # type: ignore[misc]
             key=lambda m: (self.selection_[m][self.relevance_metric_], -self.methods.index(m)),
         )
         suggester = self._fit_suggester(neighbours[self.method_], indexed, queries)
+        self.relevance_ = fit_relevance(
+            neighbours[self.method_], _labels(indexed[self.label]), _labels(queries[self.label])
+        )
         # Serve from everything known: validation tickets are the newest resolutions.
         served = pd.concat([indexed, queries], ignore_index=True)
         self.index_ = self._index(self.method_).fit(served)
@@ -129,7 +142,17 @@ class SimilarityModel(BaseEstimator):  # type: ignore[misc]
         )
         if self.time_column and self.time_column in served:
             self.records_[self.time_column] = served[self.time_column].to_numpy()
+        # What drift and the gate read, as they read a triage model's.
+        self.classes_ = self.suggester_.classes_
+        self.thresholds_ = self.suggester_.thresholds_
+        self.calibrator_ = self.suggester_.calibrator_
+        self.text_column_ = self.text_column if self.index_.has_text_ else None
+        self.categorical_ = list(self.index_.fields_)
         return self
+
+    @property
+    def uses_text_(self) -> bool:
+        return self.text_column_ is not None
 
     def _relevance(
         self, neighbours: Neighbours, indexed: pd.DataFrame, queries: pd.DataFrame
@@ -182,12 +205,123 @@ class SimilarityModel(BaseEstimator):  # type: ignore[misc]
     def neighbours(
         self, tickets: pd.DataFrame, k: int | None = None, exclude: Sequence[int] | None = None
     ) -> Neighbours:
+        """The `k` most similar indexed tickets; a ticket that is itself indexed (the same
+        id, as when an export is scored again) never gets itself back."""
         check_is_fitted(self, "index_")
-        return self.index_.search(tickets.reset_index(drop=True), k or self.k, exclude)
+        tickets = tickets.reset_index(drop=True)
+        if exclude is None and self.id_column in tickets:
+            positions = self._id_positions()
+            exclude = [
+                -1 if pd.isna(v) else positions.get(str(v), -1) for v in tickets[self.id_column]
+            ]
+        return self.index_.search(tickets, k or self.k, exclude)
+
+    def _id_positions(self) -> dict[str, int]:
+        cached: dict[str, int] | None = self.__dict__.get("_ids_cache")
+        if cached is None:
+            ids = self.records_[self.id_column].astype(str)
+            cached = {value: position for position, value in enumerate(ids)}
+            self.__dict__["_ids_cache"] = cached
+        return cached
 
     def suggest(self, tickets: pd.DataFrame, exclude: Sequence[int] | None = None) -> Suggestions:
         found = self.neighbours(tickets, VOTE_NEIGHBOURS, exclude)
         return self.suggester_.suggest(_softened(found, self.temperature_))
+
+    def predict_proba(self, tickets: pd.DataFrame, *, calibrated: bool = True) -> np.ndarray:
+        """(tickets, classes_) probability of each resolution, from the neighbours' vote."""
+        found = _softened(self.neighbours(tickets, VOTE_NEIGHBOURS), self.temperature_)
+        if calibrated:
+            return self.suggester_.probabilities(found)
+        logits = self.suggester_.logits(found)
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return np.asarray(shifted / shifted.sum(axis=1, keepdims=True))
+
+    def respond(self, tickets: pd.DataFrame, k: int | None = None) -> pd.DataFrame:
+        """What the ITSM receives per ticket: the suggested resolution with its calibrated
+        probability, whether it may be applied unchecked (`auto_suggest`), the top
+        suggestions, the runbook they point to, and the `k` most similar earlier tickets
+        with their similarity, relevance and resolution fields (`k`: another number of them)."""
+        tickets = tickets.reset_index(drop=True)
+        shown = k or self.k
+        found = self.neighbours(tickets, max(VOTE_NEIGHBOURS, shown))
+        suggestions = self.suggester_.suggest(_softened(found, self.temperature_))
+        first = suggestions.classes[:, 0].astype(str) if len(tickets) else np.array([], str)
+        runbooks = [self._runbook(tickets, row, first) for row in range(len(tickets))]
+        return pd.DataFrame(
+            {
+                "label": first.astype(object),
+                "probability": suggestions.probabilities[:, 0].astype(float),
+                "auto_suggest": suggestions.auto.astype(bool),
+                "suggestions": [list(row.astype(str)) for row in suggestions.classes],
+                "suggestion_probabilities": [
+                    [float(p) for p in row] for row in suggestions.probabilities
+                ],
+                "runbook": [r[0] for r in runbooks],
+                "runbook_basis": [r[1] for r in runbooks],
+                "neighbours": self._records(found, shown),
+            }
+        )
+
+    def _runbook(self, tickets: pd.DataFrame, row: int, first: np.ndarray) -> tuple[str, str]:
+        """The first runbook rule that matches: by the suggested resolution, or by a column
+        of the ticket; ("", "") when none does."""
+        for source, catalogue in (self.runbooks or {}).items():
+            if source == SUGGESTION:
+                value = str(first[row])
+            elif source in tickets and pd.notna(tickets.at[row, source]):
+                value = str(tickets.at[row, source])
+            else:
+                continue
+            if value in catalogue:
+                return catalogue[value], f"{source} = {value}"
+        return "", ""
+
+    def _records(self, found: Neighbours, k: int) -> list[list[dict[str, Any]]]:
+        """Per ticket, its first `k` neighbours: id, open time, score, relevance and the
+        returned fields."""
+        relevance = self.relevance_.probabilities(found)
+        columns = self._record_columns()
+        out: list[list[dict[str, Any]]] = []
+        for row in range(len(found)):
+            records = []
+            for rank in range(min(k, found.positions.shape[1])):
+                position = found.positions[row, rank]
+                if position < 0:
+                    break
+                values = {key: values[position] for key, values in columns.items()}
+                records.append(
+                    {
+                        "id": values.pop(self.id_column),
+                        "opened_at": values.pop(self.time_column or "", None),
+                        "score": round(float(found.scores[row, rank]), 4),
+                        "relevance": round(float(relevance[row, rank]), 4),
+                        "fields": values,
+                    }
+                )
+            out.append(records)
+        return out
+
+    def _record_columns(self) -> dict[str, np.ndarray]:
+        """The returned columns as JSON-ready object arrays, built once per process (a
+        pandas row lookup per neighbour cost more than the search on small indexes)."""
+        cached: dict[str, np.ndarray] | None = self.__dict__.get("_columns_cache")
+        if cached is None:
+            cached = {
+                column: np.array(
+                    [None if pd.isna(v) else _plain(v) for v in self.records_[column]],
+                    dtype=object,
+                )
+                for column in self.records_.columns
+            }
+            self.__dict__["_columns_cache"] = cached
+        return cached
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(super().__getstate__())
+        for derived in ("_columns_cache", "_ids_cache"):  # the model file keeps its bytes
+            state.pop(derived, None)
+        return state
 
     def similar(self, tickets: pd.DataFrame, k: int | None = None) -> pd.DataFrame:
         """One row per (ticket, neighbour): rank, the neighbour's id, score and resolution."""
@@ -204,6 +338,17 @@ class SimilarityModel(BaseEstimator):  # type: ignore[misc]
                     {"query": query, "rank": rank, "score": float(score), **record.to_dict()}
                 )
         return pd.DataFrame(rows)
+
+
+def _labels(values: pd.Series) -> np.ndarray:
+    return np.asarray(values.astype("string").to_numpy(dtype=object, na_value=None))
+
+
+def _plain(value: Any) -> Any:
+    """A record's value as JSON has it: times in ISO 8601, everything else as text."""
+    if isinstance(value, pd.Timestamp | np.datetime64):
+        return pd.Timestamp(value).isoformat()
+    return str(value)
 
 
 def _softened(neighbours: Neighbours, temperature: float) -> Neighbours:

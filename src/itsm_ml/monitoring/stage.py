@@ -25,6 +25,7 @@ from itsm_ml.monitoring.performance import PerformanceDrift
 from itsm_ml.results import StageResult
 
 PROFILE_FOLDER = "drift/reference"  # in each version's run: the profiles monitoring reads
+NEAREST_SCORE = "nearest neighbour score"
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,13 @@ class Monitored:
         if self.family == "change_risk":
             return pd.DataFrame({"predicted risk": probabilities[:, 1]}), probabilities
         labels = model.classes_[probabilities.argmax(axis=1)]
-        return pd.DataFrame({"predicted class": labels.astype(str)}), probabilities
+        predicted = pd.DataFrame({"predicted class": labels.astype(str)})
+        if self.family == "knowledge":
+            # How close the nearest earlier ticket is: new kinds of tickets (or an index
+            # gone stale) show as a fall before any resolution is known.
+            best = model.neighbours(frame, 1).scores[:, 0]
+            predicted[NEAREST_SCORE] = np.where(np.isfinite(best), best, np.nan)
+        return predicted, probabilities
 
     def performance(
         self, probabilities: np.ndarray, frame: pd.DataFrame, model: Any
@@ -273,11 +280,11 @@ def drift(params: Params, item: str, root: Path) -> Any:
         time=train["opened_at"].to_numpy() if "opened_at" in train else None,
     )
     valid_predictions, _ = target.predictions(model, parts["valid"])
-    is_risk = "predicted risk" in valid_predictions
+    numeric = [c for c in valid_predictions if pd.api.types.is_numeric_dtype(valid_predictions[c])]
     prediction_reference = ReferenceProfile(params.drift).fit(
         valid_predictions,
-        numeric=["predicted risk"] if is_risk else [],
-        categorical=[] if is_risk else ["predicted class"],
+        numeric=numeric,
+        categorical=[c for c in valid_predictions if c not in numeric],
     )
     profiles = {"features": reference, "predictions": prediction_reference}
     reports = judge_windows(target, model, profiles, _windows(test, params), test, params)

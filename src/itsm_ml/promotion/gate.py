@@ -186,14 +186,24 @@ def compare(
     )
 
 
+# Columns of an answer saying its value is applied without a person: triage routes, knowledge
+# suggests a resolution; both are held to the same per-class precision on the window.
+AUTOMATIC_FLAGS = ("auto_route", "auto_suggest")
+
+
 def routing_check(
-    answer: pd.DataFrame, truth: pd.Series, target: float, min_routed: int
+    answer: pd.DataFrame,
+    truth: pd.Series,
+    target: float,
+    min_routed: int,
+    flag: str = "auto_route",
 ) -> tuple[Check, tuple[str, ...]]:
-    """Precision of each auto-routed class on the window; failing classes become suggest-only."""
-    routed = answer[answer["auto_route"].astype(bool)].assign(
+    """Precision of each class applied automatically on the window (`flag`: the answer's
+    column saying so); failing classes become suggest-only."""
+    automatic = answer[flag].astype(bool).to_numpy()
+    routed = answer[automatic].assign(
         correct=lambda a: (
-            a["label"].astype(str).to_numpy()
-            == truth[answer["auto_route"].astype(bool).to_numpy()].astype(str).to_numpy()
+            a["label"].astype(str).to_numpy() == truth[automatic].astype(str).to_numpy()
         )
     )
     per_class = routed.groupby(routed["label"].astype(str))["correct"].agg(["size", "mean"])

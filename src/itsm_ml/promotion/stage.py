@@ -36,6 +36,7 @@ from itsm_ml.data.stage import Layout
 from itsm_ml.errors import ItsmMlError, NothingToPromote
 from itsm_ml.promotion import history
 from itsm_ml.promotion.gate import (
+    AUTOMATIC_FLAGS,
     LEDGER_NAME,
     Check,
     Decision,
@@ -308,9 +309,10 @@ def _promote(
             )
         )
     suggest_only: tuple[str, ...] = ()
-    if "auto_route" in answer:
+    automatic = next((c for c in AUTOMATIC_FLAGS if c in answer), None)
+    if automatic:
         check, suggest_only = routing_check(
-            answer, truth, params.triage.target_precision, params.promotion.min_routed
+            answer, truth, params.triage.target_precision, params.promotion.min_routed, automatic
         )
         checks.append(check)
     checks.append(performance_check(tags))

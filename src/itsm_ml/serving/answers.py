@@ -16,8 +16,15 @@ AUTO_ROUTE = "auto_route"
 SUGGEST = "suggest"
 
 
+AUTO_SUGGEST = "auto_suggest"
+
+
 def is_triage(answer: pd.DataFrame) -> bool:
-    return "suggestions" in answer
+    return "auto_route" in answer
+
+
+def is_resolution(answer: pd.DataFrame) -> bool:
+    return "auto_suggest" in answer
 
 
 def triage_table(answer: pd.DataFrame, top_k: int) -> pd.DataFrame:
@@ -51,8 +58,47 @@ def change_risk_table(answer: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def resolution_table(answer: pd.DataFrame, top_k: int) -> pd.DataFrame:
+    """One flat row per ticket: decision, value, probability, suggestions, the runbook, and
+    the neighbours' ids joined by "; " (best first)."""
+    decision = np.where(answer["auto_suggest"].to_numpy(bool), AUTO_SUGGEST, SUGGEST)
+    flat: dict[str, Any] = {
+        "decision": decision,
+        "value": answer["label"].where(decision == AUTO_SUGGEST).astype("string").to_numpy(),
+        "probability": answer["probability"].to_numpy(float),
+    }
+    suggestions = answer["suggestions"].tolist()
+    probabilities = answer["suggestion_probabilities"].tolist()
+    for k in range(top_k):
+        flat[f"suggestion_{k + 1}"] = [s[k] if k < len(s) else None for s in suggestions]
+        flat[f"probability_{k + 1}"] = [p[k] if k < len(p) else np.nan for p in probabilities]
+    flat["runbook"] = answer["runbook"].to_numpy()
+    flat["similar"] = ["; ".join(str(n["id"]) for n in row) for row in answer["neighbours"]]
+    return pd.DataFrame(flat, index=answer.index)
+
+
 def table(answer: pd.DataFrame, top_k: int = 3) -> pd.DataFrame:
-    return triage_table(answer, top_k) if is_triage(answer) else change_risk_table(answer)
+    if is_triage(answer):
+        return triage_table(answer, top_k)
+    if is_resolution(answer):
+        return resolution_table(answer, top_k)
+    return change_risk_table(answer)
+
+
+def resolution_record(row: dict[str, Any]) -> dict[str, Any]:
+    """One ticket's suggested resolution as the service returns it (a row of `respond`)."""
+    auto = bool(row["auto_suggest"])
+    return {
+        "decision": AUTO_SUGGEST if auto else SUGGEST,
+        "value": str(row["label"]) if auto else None,
+        "probability": float(row["probability"]),
+        "suggestions": [
+            {"value": str(v), "probability": float(p)}
+            for v, p in zip(row["suggestions"], row["suggestion_probabilities"], strict=True)
+        ],
+        "runbook": str(row["runbook"]) or None,
+        "runbook_basis": str(row["runbook_basis"]) or None,
+    }
 
 
 def triage_record(row: dict[str, Any]) -> dict[str, Any]:

@@ -233,6 +233,59 @@ class ChangeRiskBatchResult(BaseModel):
     results: list[ChangeRiskResult]
 
 
+class Neighbour(BaseModel):
+    """An earlier ticket like the one asked about, and how it was resolved."""
+
+    id: str | None = Field(description="The earlier ticket's number.")
+    opened_at: str | None
+    score: float = Field(
+        description="Similarity: ranks this ticket's neighbours; not comparable across tickets."
+    )
+    relevance: float = Field(
+        description="Probability that it had the asked ticket's resolution (calibrated on"
+        " validation tickets)."
+    )
+    fields: dict[str, str | None] = Field(
+        description="Its resolution fields (label, notes, knowledge article, problem, ...)."
+    )
+
+
+class SimilarResult(BaseModel):
+    sys_id: str | None
+    number: str | None
+    model: str
+    version: str
+    neighbours: list[Neighbour] = Field(description="Best first; never a later ticket.")
+
+
+class SimilarBatchResult(BaseModel):
+    results: list[SimilarResult]
+
+
+class ResolutionResult(BaseModel):
+    sys_id: str | None
+    number: str | None
+    model: str
+    version: str
+    field: str = Field(description="The field the suggestion is for (e.g. close_code).")
+    decision: Literal["auto_suggest", "suggest"] = Field(
+        description="auto_suggest: `value` clears the precision target learned on validation;"
+        " suggest: show the suggestions to a person."
+    )
+    value: str | None = Field(description="The suggested value, when auto-suggested.")
+    probability: float = Field(description="Calibrated probability of the top suggestion.")
+    suggestions: list[Suggestion]
+    runbook: str | None = Field(
+        description="The runbook `knowledge.runbooks` maps the answer to; the ITSM runs it."
+    )
+    runbook_basis: str | None = Field(description="What named it: `suggestion = ...` or a field.")
+    neighbours: list[Neighbour] = Field(description="The evidence: the tickets that voted.")
+
+
+class ResolutionBatchResult(BaseModel):
+    results: list[ResolutionResult]
+
+
 class ModelStatus(BaseModel):
     name: str
     serves: str = Field(description="tickets or changes, and the target.")

@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from itsm_ml import __version__
 from itsm_ml.catalog import catalog
 from itsm_ml.config import Params, resolve_path
-from itsm_ml.data.sources.servicenow import INCIDENT_FIELDS
+from itsm_ml.data.sources.servicenow import INCIDENT_FIELDS, TABLE_LABELS
 from itsm_ml.serving.api import (
     ChangeBatch,
     ChangeRequest,
@@ -41,6 +41,10 @@ from itsm_ml.serving.api import (
     IncidentBatch,
     Models,
     ModelStatus,
+    ResolutionBatchResult,
+    ResolutionResult,
+    SimilarBatchResult,
+    SimilarResult,
     TriageBatchResult,
     TriageResult,
     parse_body,
@@ -49,9 +53,16 @@ from itsm_ml.serving.audit import AuditLog
 from itsm_ml.serving.auth import CachedTokens
 from itsm_ml.serving.batching import MicroBatcher
 from itsm_ml.serving.champions import Champions
-from itsm_ml.serving.scoring import ChangeRiskScorer, NoChampionError, TriageScorer, TriageTarget
+from itsm_ml.serving.scoring import (
+    ChangeRiskScorer,
+    KnowledgeScorer,
+    KnowledgeTarget,
+    NoChampionError,
+    TriageScorer,
+    TriageTarget,
+)
 from itsm_ml.serving.tokens import STORE_NAME, TokenRecord
-from itsm_ml.serving.updates import triage_update
+from itsm_ml.serving.updates import resolution_update, triage_update
 from itsm_ml.serving.writeback import ServiceNowWriter, WriteBackError
 
 log = logging.getLogger(__name__)
@@ -69,6 +80,7 @@ class Service:
     champions: Champions
     triage: TriageScorer
     change_risk: ChangeRiskScorer
+    knowledge: KnowledgeScorer
     tokens: CachedTokens
     audit: AuditLog
     writer: ServiceNowWriter | None
@@ -95,6 +107,20 @@ def change_risk_model(params: Params) -> str | None:
     return found[0].registered_model if found else None
 
 
+def knowledge_target(params: Params) -> KnowledgeTarget | None:
+    """The model `/v1/similar` and `/v1/resolution` answer with: the catalog's first model of
+    kind `similarity`, and the incident field its label is (close_code for closed_code)."""
+    found = catalog(params).of_family("knowledge")
+    if not found:
+        return None
+    reverse = {canonical: field for field, canonical in TABLE_LABELS.items()}
+    entry = found[0]
+    return KnowledgeTarget(
+        entry.registered_model,
+        reverse.get(entry.label, entry.label.removeprefix("label_")),
+    )
+
+
 def build_service(
     params: Params,
     root: Path,
@@ -104,7 +130,12 @@ def build_service(
 ) -> Service:
     targets = triage_targets(params)
     change_model = change_risk_model(params)
-    names = [t.registered_model for t in targets] + ([change_model] if change_model else [])
+    knowledge = knowledge_target(params)
+    names = [
+        *(t.registered_model for t in targets),
+        *([change_model] if change_model else []),
+        *([knowledge.registered_model] if knowledge else []),
+    ]
     champions = champions or Champions(names)
     serving = params.serving
     if writer is None and serving.writeback.url:
@@ -124,6 +155,7 @@ def build_service(
         champions=champions,
         triage=triage,
         change_risk=change_risk,
+        knowledge=KnowledgeScorer(champions, knowledge),
         tokens=CachedTokens(root / STORE_NAME),
         audit=AuditLog(
             resolve_path(serving.audit_log, root), serving.audit_max_bytes, serving.audit_backups
@@ -214,6 +246,8 @@ def create_app(service: Service, *, poll: bool = True) -> FastAPI:
         serves = {t.registered_model: f"tickets: {t.name}" for t in service.triage.targets}
         if service.change_risk.registered_model:
             serves[service.change_risk.registered_model] = "changes: risk"
+        if service.knowledge.target:
+            serves[service.knowledge.target.registered_model] = "tickets: similar, resolution"
         return Models(
             models=[
                 ModelStatus(
@@ -258,6 +292,27 @@ def create_app(service: Service, *, poll: bool = True) -> FastAPI:
         assert service.writer is not None
         for result in results:
             update = triage_update(result)
+            if update is None:
+                continue
+            try:
+                outcome = service.writer.update(
+                    update.sys_id, update.fields, update.note, update.key
+                )
+                status: str = outcome.status
+            except WriteBackError as exc:
+                status = f"failed ({exc.status or 'unreachable'})"
+                log.warning("write-back of %s failed: %s", update.sys_id, exc)
+            service.audit.write(
+                [{"request": request_id, "endpoint": "write-back", "number": result.number,
+                  "sys_id": update.sys_id, "write_back": status}]
+            )  # fmt: skip
+
+    def write_back_note(results: list[ResolutionResult], request_id: str) -> None:
+        """The suggestions and similar tickets as a work note; no field is set (applying a
+        resolution stays with the agent or the ITSM's own flow)."""
+        assert service.writer is not None
+        for result in results:
+            update = resolution_update(result)
             if update is None:
                 continue
             try:
@@ -324,6 +379,110 @@ def create_app(service: Service, *, poll: bool = True) -> FastAPI:
         body = TriageBatchResult(results=results)
         return _answer(request, body, _versions_header(results), write_back_, write_back, results)
 
+    neighbours_query = Query(
+        ge=1, le=50, description="Similar tickets returned; none: `knowledge.k` of params."
+    )
+
+    @app.post(
+        "/v1/similar",
+        response_model=SimilarResult,
+        tags=["tickets"],
+        dependencies=[Depends(ready)],
+        responses={503: {"description": "No champion to answer, or models still loading"}},
+    )
+    async def similar(
+        incident: Incident,
+        request: Request,
+        token: Annotated[TokenRecord, Depends(scope(TICKETS))],
+        k: Annotated[int | None, neighbours_query] = None,
+    ) -> Response:
+        """The most similar earlier tickets, and how each was resolved."""
+        results = await scored(
+            request,
+            token,
+            lambda: _in_thread(lambda r: service.knowledge.similar(r, k), [incident]),
+            _similar_audit,
+        )
+        return _answer(request, results[0], _versions_header(results))
+
+    @app.post(
+        "/v1/similar/batch",
+        response_model=SimilarBatchResult,
+        tags=["tickets"],
+        dependencies=[Depends(ready)],
+    )
+    async def similar_batch(
+        batch: IncidentBatch,
+        request: Request,
+        token: Annotated[TokenRecord, Depends(scope(TICKETS))],
+        k: Annotated[int | None, neighbours_query] = None,
+    ) -> Response:
+        """Similar earlier tickets for many incidents (up to `serving.max_batch`)."""
+        _check_batch(service, batch.records)
+        results = await scored(
+            request,
+            token,
+            lambda: _in_thread(lambda r: service.knowledge.similar(r, k), batch.records),
+            _similar_audit,
+        )
+        return _answer(request, SimilarBatchResult(results=results), _versions_header(results))
+
+    @app.post(
+        "/v1/resolution",
+        response_model=ResolutionResult,
+        tags=["tickets"],
+        dependencies=[Depends(ready)],
+        responses={503: {"description": "No champion to answer, or models still loading"}},
+    )
+    async def resolution(
+        incident: Incident,
+        request: Request,
+        token: Annotated[TokenRecord, Depends(scope(TICKETS))],
+        k: Annotated[int | None, neighbours_query] = None,
+        write_back_: Annotated[
+            bool,
+            Query(alias="write_back", description="Also add the suggestions as a work note."),
+        ] = False,
+    ) -> Response:
+        """The resolution similar tickets suggest, its runbook, and the tickets as evidence."""
+        check_write_back(write_back_)
+        results = await scored(
+            request,
+            token,
+            lambda: _in_thread(lambda r: service.knowledge.resolution(r, k), [incident]),
+            _resolution_audit,
+        )
+        return _answer(
+            request, results[0], _versions_header(results), write_back_, write_back_note, results
+        )
+
+    @app.post(
+        "/v1/resolution/batch",
+        response_model=ResolutionBatchResult,
+        tags=["tickets"],
+        dependencies=[Depends(ready)],
+    )
+    async def resolution_batch(
+        batch: IncidentBatch,
+        request: Request,
+        token: Annotated[TokenRecord, Depends(scope(TICKETS))],
+        k: Annotated[int | None, neighbours_query] = None,
+        write_back_: Annotated[bool, Query(alias="write_back")] = False,
+    ) -> Response:
+        """Suggested resolutions for many incidents (up to `serving.max_batch`)."""
+        _check_batch(service, batch.records)
+        check_write_back(write_back_)
+        results = await scored(
+            request,
+            token,
+            lambda: _in_thread(lambda r: service.knowledge.resolution(r, k), batch.records),
+            _resolution_audit,
+        )
+        body = ResolutionBatchResult(results=results)
+        return _answer(
+            request, body, _versions_header(results), write_back_, write_back_note, results
+        )
+
     @app.post(
         "/v1/change-risk",
         response_model=ChangeRiskResult,
@@ -380,8 +539,8 @@ def _answer(
     body: BaseModel,
     versions: str,
     write_back: bool = False,
-    writer: Callable[[list[TriageResult], str], None] | None = None,
-    results: list[TriageResult] | None = None,
+    writer: Callable[[list[Any], str], None] | None = None,
+    results: list[Any] | None = None,
 ) -> Response:
     from starlette.background import BackgroundTask
 
@@ -397,7 +556,9 @@ def _answer(
     )
 
 
-def _versions_header(results: Sequence[TriageResult | ChangeRiskResult]) -> str:
+def _versions_header(
+    results: Sequence[TriageResult | ChangeRiskResult | SimilarResult | ResolutionResult],
+) -> str:
     found: dict[str, str] = {}
     for result in results:
         if isinstance(result, TriageResult):
@@ -429,6 +590,29 @@ def _triage_audit(result: TriageResult) -> dict[str, Any]:
         "decisions": {
             name: a.value if a.decision == "auto_route" else "suggest"
             for name, a in result.answers.items()
+        },
+    }
+
+
+def _similar_audit(result: SimilarResult) -> dict[str, Any]:
+    # Ids only: the neighbours' notes are free text.
+    return {
+        "number": result.number,
+        "sys_id": result.sys_id,
+        "models": {result.model: result.version},
+        "decisions": {"similar": [n.id for n in result.neighbours]},
+    }
+
+
+def _resolution_audit(result: ResolutionResult) -> dict[str, Any]:
+    return {
+        "number": result.number,
+        "sys_id": result.sys_id,
+        "models": {result.model: result.version},
+        "decisions": {
+            result.field: result.value if result.decision == "auto_suggest" else "suggest",
+            "runbook": result.runbook,
+            "similar": [n.id for n in result.neighbours],
         },
     }
 

@@ -24,6 +24,8 @@ from itsm_ml.serving.api import (
     ChangeRequest,
     ChangeRiskResult,
     Incident,
+    ResolutionResult,
+    SimilarResult,
     TriageAnswer,
     TriageResult,
     plain,
@@ -138,6 +140,66 @@ class ChangeRiskScorer:
                 model=loaded.name,
                 version=loaded.version,
                 **answers.change_risk_record(row),
+            )
+            for record, row in zip(records, rows, strict=True)
+        ]
+
+
+@dataclass(frozen=True)
+class KnowledgeTarget:
+    registered_model: str
+    field: str  # the incident field a suggested resolution is for (close_code, ...)
+
+
+class KnowledgeScorer:
+    """Similar earlier tickets and the resolution they suggest, from the champion of the
+    catalog's first `similarity` model."""
+
+    def __init__(self, champions: Champions, target: KnowledgeTarget | None) -> None:
+        self.champions = champions
+        self.target = target
+
+    def _answer(self, records: Sequence[Incident], k: int | None) -> tuple[Loaded, list[Any]]:
+        if self.target is None:
+            raise NoChampionError(
+                "params.yaml declares no model of kind `similarity` under `models`"
+            )
+        loaded = self.champions.get(self.target.registered_model)
+        if loaded is None:
+            raise NoChampionError(
+                f"no champion for {self.target.registered_model}; promote one with "
+                f"`itsm-ml promote {self.target.registered_model}`"
+            )
+        tickets = incidents_to_canonical(incident_frame(records))
+        return loaded, loaded.model.respond(tickets, k=k).to_dict("records")
+
+    def similar(self, records: Sequence[Incident], k: int | None = None) -> list[SimilarResult]:
+        loaded, rows = self._answer(records, k)
+        return [
+            SimilarResult(
+                sys_id=record.sys_id,
+                number=record.number,
+                model=loaded.name,
+                version=loaded.version,
+                neighbours=row["neighbours"],
+            )
+            for record, row in zip(records, rows, strict=True)
+        ]
+
+    def resolution(
+        self, records: Sequence[Incident], k: int | None = None
+    ) -> list[ResolutionResult]:
+        loaded, rows = self._answer(records, k)
+        assert self.target is not None
+        return [
+            ResolutionResult(
+                sys_id=record.sys_id,
+                number=record.number,
+                model=loaded.name,
+                version=loaded.version,
+                field=self.target.field,
+                neighbours=row["neighbours"],
+                **answers.resolution_record(row),
             )
             for record, row in zip(records, rows, strict=True)
         ]

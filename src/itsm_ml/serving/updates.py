@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from itsm_ml.serving.api import TriageResult
+from itsm_ml.serving.api import ResolutionResult, TriageResult
 
 
 @dataclass(frozen=True)
@@ -43,3 +43,22 @@ def triage_update(result: TriageResult) -> Update | None:
     )
     digest = hashlib.sha256("|".join([result.sys_id, *decisions]).encode("utf-8")).hexdigest()
     return Update(result.sys_id, fields, "\n".join(lines), digest[:32])
+
+
+def resolution_update(result: ResolutionResult) -> Update | None:
+    """A work note with the suggested resolution, its runbook and the similar tickets; it
+    sets no field. None when the incident has no sys_id."""
+    if not result.sys_id:
+        return None
+    made_by = f"{result.model} v{result.version}"
+    options = ", ".join(f"{s.value} ({s.probability:.0%})" for s in result.suggestions)
+    lines = [f"itsm-ml knowledge ({made_by})", f"{result.field}: suggestions {options}"]
+    if result.runbook:
+        lines.append(f"runbook: {result.runbook} ({result.runbook_basis})")
+    similar = ", ".join(f"{n.id} ({n.relevance:.0%})" for n in result.neighbours)
+    if similar:
+        lines.append(f"similar tickets: {similar}")
+    first = result.suggestions[0].value if result.suggestions else ""
+    decision = f"{result.model}:{result.version}:{result.decision}:{first}"
+    digest = hashlib.sha256(f"{result.sys_id}|{decision}".encode()).hexdigest()
+    return Update(result.sys_id, {}, "\n".join(lines), digest[:32])

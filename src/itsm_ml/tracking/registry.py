@@ -152,8 +152,9 @@ def metric_name(text: str) -> str:
     return re.sub(r"[^\w\-./ ]", "_", text)
 
 
-def pip_requirements() -> list[str]:
-    return [f"{name}=={version(name)}" for name in _REQUIREMENTS]
+def pip_requirements(extra: tuple[str, ...] = ()) -> list[str]:
+    """Pinned requirements of a served model; `extra`: packages only its family needs."""
+    return [f"{name}=={version(name)}" for name in (*_REQUIREMENTS, *extra)]
 
 
 def input_schema(example: pd.DataFrame) -> Any:
@@ -233,6 +234,7 @@ def log_and_register(
     code_path: Path,
     dataset_name: str = "tickets",
     description: str | None = None,
+    requirements: tuple[str, ...] = (),
 ) -> RegisteredVersion:
     """One MLflow run: params, metrics, tags, artifacts, inputs, the pyfunc; then register it.
 
@@ -240,6 +242,7 @@ def log_and_register(
     `inputs`: context ("training", "validation", "testing") -> (frame, source path, target),
     logged as datasets named `{dataset_name}-{context}`.
     `description`: the model card, set as the new version's description.
+    `requirements`: packages the model needs beyond the common ones.
     The alias `challenger` moves to the new version only once everything above is logged.
     """
     import mlflow
@@ -269,7 +272,7 @@ def log_and_register(
             code_paths=[str(code_path)],
             signature=signature,
             input_example=input_example,
-            pip_requirements=pip_requirements(),
+            pip_requirements=pip_requirements(requirements),
             registered_model_name=registered_model,
         )
         version_number = str(info.registered_model_version)

@@ -314,7 +314,9 @@ def headline(
     """The primary metric beside the best baseline's: "accuracy 0.691 (best baseline: keep
     the value set at open 0.673)"."""
     metric = entry.metric
-    scored = {n: m[metric] for n, m in baseline_metrics.items() if m.get(metric) == m.get(metric)}
+    scored = {
+        n: m[metric] for n, m in baseline_metrics.items() if metric in m and m[metric] == m[metric]
+    }
     best = max(scored, key=lambda n: scored[n]) if scored else None
     against = f" (best baseline: {best} {scored[best]:.3f})" if best else ""
     return f"{metric} {metrics[metric]:.3f}{against}"

@@ -83,6 +83,23 @@ def test_validate_judges_the_labels_of_the_catalogs_models(tmp_path: Path) -> No
     assert not Layout(tmp_path, "tickets").validated.exists()
 
 
+def test_references_a_model_learns_are_not_held_to_label_completeness() -> None:
+    from itsm_ml.data.stage import judged_labels
+
+    models = {
+        "routing": {"table": "tickets", "kind": "multiclass", "label": "assignment_group"},
+        "articles": {"table": "tickets", "kind": "similarity", "label": "knowledge"},
+        "codes": {"table": "tickets", "kind": "similarity", "label": "closed_code"},
+    }
+    raw = {
+        "tickets": {"source": {"kind": "generator"}},
+        "changes": {"source": {"kind": "generator"}},
+    }
+    params = parse_params({**raw, "models": models})
+    # Only tickets linked to an article carry one: a sparse column is healthy there.
+    assert judged_labels(params, "tickets") == ["label_assignment_group", "label_closed_code"]
+
+
 def test_formulas_are_escaped_in_the_validated_table_and_the_quarantine_csv(
     tmp_path: Path,
 ) -> None:

@@ -90,6 +90,22 @@ def test_classes_below_target_precision_become_suggest_only_without_blocking() -
     assert check.figures["desk"] == {"auto_routed": 30, "precision": pytest.approx(2 / 3)}
 
 
+def test_suggestions_applied_automatically_are_held_to_the_same_precision() -> None:
+    answer = pd.DataFrame(
+        {
+            "label": ["KB1"] * 25 + ["KB2"] * 25,
+            "auto_suggest": [True] * 25 + [False] * 25,
+            "probability": 0.95,
+        }
+    )
+    truth = pd.Series(["KB1"] * 15 + ["KB9"] * 10 + ["KB9"] * 25)
+    check, suggest_only = routing_check(
+        answer, truth, target=0.9, min_routed=20, flag="auto_suggest"
+    )
+    assert suggest_only == ("KB1",)  # KB2 was never applied automatically: not judged
+    assert check.figures == {"KB1": {"auto_routed": 25, "precision": pytest.approx(0.6)}}
+
+
 def test_validation_and_drift_records_are_required() -> None:
     assert validation_check({"validation.passed": "true"}).passed
     assert not validation_check({"validation.passed": "false"}).passed

@@ -15,6 +15,7 @@ from itsm_ml.catalog import catalog
 from itsm_ml.config import GeneratorSource, Params, load_params
 from itsm_ml.data.sources import load_table
 from itsm_ml.data.split import time_split
+from itsm_ml.knowledge.model import SimilarityModel
 from itsm_ml.serving.app import build_service, create_app
 from itsm_ml.serving.champions import Champions
 from itsm_ml.serving.tokens import STORE_NAME, TokenStore
@@ -68,6 +69,31 @@ def routing_model(tickets: pd.DataFrame) -> TriageModel:
     model = TriageModel(categorical=["caller", "channel", "ci", "service"], n_jobs=1)
     label = "label_assignment_group"
     return model.fit(split.train, split.train[label], split.valid, split.valid[label])
+
+
+@pytest.fixture(scope="session")
+def similarity_model(tickets: pd.DataFrame) -> SimilarityModel:
+    split = time_split(tickets, "opened_at", 0.2, 0.2)
+    # The default catalog's similarity model suggests knowledge articles.
+    model = SimilarityModel(
+        label="label_knowledge",
+        fields=["ci", "service"],
+        methods=["bm25", "fusion"],
+        returned=["label_resolution_notes", "label_category"],
+        runbooks={"service": {"VPN": "RB-VPN"}},
+        k=4,
+    )
+    return model.fit(split.train, split.valid)
+
+
+SIMILARITY = "itsm-ticket-similarity"
+
+
+def with_similarity(registry: FakeRegistry, model: SimilarityModel) -> FakeRegistry:
+    """`registry` with the similarity model as the champion, v2."""
+    registry.versions[(SIMILARITY, "2")] = model
+    registry.aliases[SIMILARITY] = "2"
+    return registry
 
 
 def incident_records(tickets: pd.DataFrame, n: int) -> list[dict[str, Any]]:

@@ -560,7 +560,8 @@ def test_a_ticket_model_added_to_the_catalog_is_served_without_code_change(
     impact = {"table": "tickets", "kind": "multiclass", "label": "impact"}
     params = with_models({**declared, "impact": impact})
     assert watched(params, project) == [
-        "itsm-routing", "itsm-category", "itsm-priority", "itsm-impact", "itsm-change-risk"
+        "itsm-routing", "itsm-category", "itsm-priority", "itsm-impact", "itsm-change-risk",
+        "itsm-ticket-similarity",
     ]  # fmt: skip
     registry_with_routing.versions[("itsm-impact", "1")] = impact_model
     registry_with_routing.aliases["itsm-impact"] = "1"
@@ -590,6 +591,7 @@ def test_a_ticket_model_added_to_the_catalog_is_served_without_code_change(
         "itsm-priority": ("tickets: priority", None),
         "itsm-impact": ("tickets: impact", "1"),
         "itsm-change-risk": ("changes: risk", "3"),
+        "itsm-ticket-similarity": ("tickets: similar, resolution", None),
     }
 
 

@@ -19,17 +19,24 @@ import uvicorn
 
 from itsm_ml.catalog import catalog
 from itsm_ml.config import Params
+from itsm_ml.knowledge.model import SimilarityModel
 from itsm_ml.serving.app import build_service, create_app
 from itsm_ml.serving.champions import Champions
-from tests.unit.serving.conftest import FakeRegistry
+from tests.unit.serving.conftest import FakeRegistry, with_similarity
 
 
 @pytest.fixture
-def live_url(project: Path, params: Params, registry_with_routing: FakeRegistry) -> Iterator[str]:
+def live_url(
+    project: Path,
+    params: Params,
+    registry_with_routing: FakeRegistry,
+    similarity_model: SimilarityModel,
+) -> Iterator[str]:
+    registry = with_similarity(registry_with_routing, similarity_model)
     champions = Champions(
         [entry.registered_model for entry in catalog(params)],
-        resolve=registry_with_routing.resolve,
-        load=registry_with_routing.load,
+        resolve=registry.resolve,
+        load=registry.load,
     )
     champions.refresh()
     app = create_app(build_service(params, project, champions=champions), poll=False)
