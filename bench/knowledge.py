@@ -31,10 +31,9 @@ import numpy as np
 import pandas as pd
 import yaml
 from machine import machine
+from splits import VALID_SHARE, time_ordered
 
 ROOT = Path(__file__).parents[1]
-TEST_SHARE = 0.2
-VALID_SHARE = 0.15
 SEED = 0
 TARGET_PRECISION = 0.9
 HADOOP = {
@@ -145,9 +144,7 @@ def hadoop(datasets: Path) -> str:
         reports.ticket_id[q]: reports.ticket_id[p] for q, p in zip(queries, partners, strict=True)
     }
     linked = reports.assign(**{DUPLICATE_OF: reports["ticket_id"].map(later_of)})
-    test_start = int(len(linked) * (1 - TEST_SHARE))
-    valid_start = int(test_start * (1 - VALID_SHARE))
-    train, valid = linked.iloc[:valid_start], linked.iloc[valid_start:test_start]
+    train, valid, _ = time_ordered(linked)
     model = SimilarityModel(label="label_closed_code", min_class_support=10).fit(train, valid)
     chosen = model.method_
     asked_in_valid = int(valid[DUPLICATE_OF].isin(set(train.ticket_id)).sum())
@@ -259,11 +256,8 @@ def servicenow(datasets: Path) -> str:
         ),
     )
     label = "label_closed_code"
-    ordered = tickets.sort_values("opened_at", kind="stable").reset_index(drop=True)
-    test_start = int(len(ordered) * (1 - TEST_SHARE))
-    valid_start = int(test_start * (1 - VALID_SHARE))
-    train, valid = ordered.iloc[:valid_start], ordered.iloc[valid_start:test_start]
-    test = ordered.iloc[test_start:]
+    train, valid, test = time_ordered(tickets)
+    ordered = pd.concat([train, valid, test])
     test = test[test[label].notna()].reset_index(drop=True)
     fields = [
         c

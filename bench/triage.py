@@ -34,10 +34,9 @@ import pandas as pd
 import yaml
 from machine import machine
 from pyfunc_speed import pyfunc_against_bare
+from splits import TEST_SHARE, VALID_SHARE, time_ordered
 
 ROOT = Path(__file__).parents[1]
-TEST_SHARE = 0.2
-VALID_SHARE = 0.15  # of the rows before test
 NAN = float("nan")
 MINUS = "\u2212"  # the report's minus sign in "ours \u2212 best baseline"
 OURS = "itsm-ml TriageModel"
@@ -112,18 +111,6 @@ def every_label(params: Any, tickets: pd.DataFrame) -> list[Any]:
         for found in labels_found("tickets", tickets, Catalog([]))
     }
     return declared(params, specs)
-
-
-def time_ordered(tickets: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Train, valid, test by opening time: test the last 20%, valid the 15% before it."""
-    ordered = tickets.sort_values("opened_at", kind="stable").reset_index(drop=True)
-    test_start = int(len(ordered) * (1 - TEST_SHARE))
-    valid_start = int(test_start * (1 - VALID_SHARE))
-    return (
-        ordered.iloc[:valid_start],
-        ordered.iloc[valid_start:test_start],
-        ordered.iloc[test_start:],
-    )
 
 
 def stratified(

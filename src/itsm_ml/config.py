@@ -581,6 +581,14 @@ class KnowledgeParams(_Strict):
     max_query_terms: PositiveInt = Field(
         64, description="A long ticket queries with its most telling terms only."
     )
+    exact_up_to: PositiveInt = Field(
+        100_000,
+        description="Indexes up to this many tickets score every ticket for every query;"
+        " larger ones score the candidates each method proposes (faiss for dense vectors).",
+    )
+    candidates: PositiveInt = Field(
+        500, description="Candidates each method proposes per query on a larger index."
+    )
     runbooks: dict[str, dict[str, str]] = Field(
         default_factory=dict,
         description="Runbook ids by `suggestion` (the suggested resolution) or by a ticket"

@@ -50,6 +50,8 @@ class SimilarityModel(BaseEstimator):  # type: ignore[misc]
         runbooks: Mapping[str, Mapping[str, str]] | None = None,
         k: int = 5,
         max_query_terms: int = 64,
+        exact_up_to: int = 100_000,
+        candidates: int = 500,
         target_precision: float = 0.9,
         threshold_z: float = 1.0,
         min_class_support: int = 30,
@@ -68,6 +70,8 @@ class SimilarityModel(BaseEstimator):  # type: ignore[misc]
         self.runbooks = runbooks
         self.k = k
         self.max_query_terms = max_query_terms
+        self.exact_up_to = exact_up_to
+        self.candidates = candidates
         self.target_precision = target_precision
         self.threshold_z = threshold_z
         self.min_class_support = min_class_support
@@ -88,6 +92,9 @@ class SimilarityModel(BaseEstimator):  # type: ignore[misc]
             boost=self.boost,
             filter=self.filter,
             max_query_terms=self.max_query_terms,
+            exact_up_to=self.exact_up_to,
+            candidates=self.candidates,
+            seed=self.seed,
         )
 
     def _suggester(self, prior_weight: float) -> ResolutionSuggester:

@@ -9,12 +9,19 @@ let one signal decide. The method is chosen on validation (`knowledge/stage.py`)
 
 A query never sees itself, a ticket opened at or after it, or a ticket whose filter fields
 disagree with its own; boost fields add to the score of tickets that share the value.
+
+Past `exact_up_to` indexed tickets, a query no longer scores every ticket on every signal:
+each signal proposes its best `candidates` (BM25 from the tickets sharing a term, dense
+vectors from an inverted-file index in faiss), the union is scored exactly, and each signal's
+mean and spread come from a fixed random sample of the index instead of from all of it.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -88,6 +95,9 @@ class TicketIndex(BaseEstimator):  # type: ignore[misc]
         b: float = 0.75,
         max_query_terms: int = 64,
         max_tokens: int = 512,
+        exact_up_to: int = 100_000,
+        candidates: int = 500,
+        seed: int = 0,
     ) -> None:
         self.method = method
         self.text_column = text_column
@@ -99,6 +109,9 @@ class TicketIndex(BaseEstimator):  # type: ignore[misc]
         self.b = b
         self.max_query_terms = max_query_terms
         self.max_tokens = max_tokens
+        self.exact_up_to = exact_up_to
+        self.candidates = candidates
+        self.seed = seed
 
     def fit(self, tickets: pd.DataFrame) -> TicketIndex:
         if self.method not in METHODS:
@@ -133,6 +146,16 @@ class TicketIndex(BaseEstimator):  # type: ignore[misc]
             else None
         )
         self.size_ = len(tickets)
+        self.large_ = self.size_ > self.exact_up_to
+        if self.large_:
+            rng = np.random.default_rng(self.seed)
+            sample = min(STATS_SAMPLE, self.size_)
+            self.sample_ = np.sort(rng.choice(self.size_, sample, replace=False))
+            self.ann_ = {s: DenseCandidates(self.seed).fit(v) for s, v in self.dense_.items()}
+            self.sample_dense_ = {s: v[self.sample_] for s, v in self.dense_.items()}
+            times = self.times_ if self.times_ is not None else np.array([], "datetime64[ns]")
+            known = times[~np.isnat(times)]
+            self.latest_ = known.max() if len(known) else None
         return self
 
     def _usable(self, signal: str) -> bool:
@@ -211,17 +234,229 @@ class TicketIndex(BaseEstimator):  # type: ignore[misc]
     ) -> Neighbours:
         """The `k` best visible tickets per query, best first; queries are scored `chunk` at
         a time, so memory stays at chunk x indexed tickets whatever the batch."""
+        check_is_fitted(self, "signals_")
+        large = getattr(self, "large_", False)  # indexes pickled before large ones existed
+        if large:
+            chunk = min(chunk, LARGE_CHUNK)
         parts = []
         for start in range(0, len(queries), chunk):
             stop = start + chunk
             own = None if exclude is None else list(exclude[start:stop])
-            parts.append(top_k(self.scores(queries.iloc[start:stop], own), k))
+            part = queries.iloc[start:stop]
+            if large:
+                parts.append(self._search_candidates(part, k, own))
+            else:
+                parts.append(top_k(self.scores(part, own), k))
         if not parts:
             return top_k(np.zeros((0, self.size_)), k)
         return Neighbours(
             np.concatenate([p.positions for p in parts]),
             np.concatenate([p.scores for p in parts]),
         )
+
+    def _keys(self, queries: pd.DataFrame, exclude: Sequence[int] | None) -> _QueryKeys:
+        """What decides which indexed tickets each query may see, as arrays (read once)."""
+        at = None
+        if self.times_ is not None and self.time_column in queries:
+            at = queries[self.time_column].to_numpy(dtype="datetime64[ns]")
+            if self.latest_ is not None and not (at <= self.latest_).any():
+                at = None  # a new ticket: every indexed one is earlier, nothing to compare
+        own = {
+            c: queries[c].astype("string").to_numpy(dtype=object, na_value=None)
+            for c in dict.fromkeys([*self.filter, *(self.boost or {})])
+            if c in self.groups_ and c in queries
+        }
+        excluded = np.full(len(queries), -1) if exclude is None else np.asarray(exclude)
+        return _QueryKeys(at, own, excluded)
+
+    def visible_at(self, keys: _QueryKeys, positions: np.ndarray) -> np.ndarray:
+        """`visible` for the indexed tickets at `positions` (queries x m) only."""
+        mask = positions >= 0
+        safe = np.where(mask, positions, 0)
+        if keys.at is not None and self.times_ is not None:
+            known = ~np.isnat(keys.at)
+            mask[known] &= self.times_[safe[known]] < keys.at[known, None]
+        mask &= safe != keys.exclude[:, None]
+        for column in self.filter:
+            if column in keys.own:
+                own = keys.own[column]
+                indexed = self.groups_[column][safe]
+                same = (indexed == own[:, None]) | (indexed == None)  # noqa: E711
+                mask &= same | (own == None)[:, None]  # noqa: E711
+        return mask
+
+    def _search_candidates(
+        self, queries: pd.DataFrame, k: int, exclude: Sequence[int] | None
+    ) -> Neighbours:
+        """`search` on a large index: each signal's best visible candidates, their union
+        scored exactly, standardised by each signal's statistics on the fixed sample."""
+        queries = queries.reset_index(drop=True)
+        keys = self._keys(queries, exclude)
+        text = views(queries, self.text_column)
+        sample = np.broadcast_to(self.sample_, (len(queries), len(self.sample_)))
+        sample_visible = self.visible_at(keys, sample)
+        proposed: list[np.ndarray] = []
+        full: dict[str, np.ndarray] = {}  # lexical signals score every ticket anyway
+        vectors: dict[str, np.ndarray] = {}
+        for signal in self.signals_:
+            scorer, view = SIGNALS[signal]
+            if scorer == "lexical":
+                tokens = self._tokens(queries, view, text)
+                full[signal] = np.stack([self.lexical_[signal].scores(t) for t in tokens])
+                proposed.append(self._best_lexical(keys, full[signal]))
+            else:
+                assert self.embedder_ is not None
+                vectors[signal] = self.embedder_.transform(text[view])
+                found = self.ann_[signal].search(vectors[signal], 2 * self.candidates)
+                proposed.append(np.where(self.visible_at(keys, found), found, -1))
+        union = _union_rows(proposed)
+        visible = self.visible_at(keys, union)
+        safe = np.where(union >= 0, union, 0)
+        total = np.zeros(union.shape)
+        for signal in self.signals_:
+            if signal in full:
+                at_union = np.take_along_axis(full[signal], safe, axis=1)
+                at_sample = full[signal][:, self.sample_]
+            else:
+                matrix = self.dense_[signal]
+                at_union = np.matmul(matrix[safe], vectors[signal][:, :, None])[..., 0]
+                at_sample = vectors[signal] @ self.sample_dense_[signal].T
+            total += _standardised_by(at_union, at_sample, sample_visible)
+        for column, weight in (self.boost or {}).items():
+            if column in keys.own:
+                own = keys.own[column]
+                same = self.groups_[column][safe] == own[:, None]
+                total += weight * (same & (own[:, None] != None))  # noqa: E711
+        scored = top_k(np.where(visible, total, -np.inf), k)
+        positions = np.where(
+            scored.positions >= 0, np.take_along_axis(union, scored.positions.clip(0), axis=1), -1
+        )
+        return Neighbours(positions, scored.scores)
+
+    def _best_lexical(self, keys: _QueryKeys, scores: np.ndarray) -> np.ndarray:
+        """Per query, the visible tickets with the highest scores among those sharing a
+        term (BM25 scores everything else 0), up to `candidates`; -1 pads."""
+        out = np.full((len(scores), self.candidates), -1, dtype=np.int64)
+        for row in range(len(scores)):
+            hits = np.flatnonzero(scores[row] > 0)
+            hits = hits[self.visible_at(keys.row(row), hits[None, :])[0]]
+            if len(hits) > self.candidates:
+                best = np.argpartition(-scores[row, hits], self.candidates - 1)
+                hits = hits[best[: self.candidates]]
+            out[row, : len(hits)] = hits
+        return out
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(super().__getstate__())
+        if "ann_" in state:  # faiss indexes pickle as their serialised bytes
+            state["ann_"] = {s: a.to_bytes() for s, a in state["ann_"].items()}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if "ann_" in state:
+            state = {
+                **state,
+                "ann_": {s: DenseCandidates.from_bytes(b) for s, b in state["ann_"].items()},
+            }
+        self.__dict__.update(state)
+
+
+@dataclass(frozen=True)
+class _QueryKeys:
+    """Per query: its open time, its values of the filter and boost fields, and its own
+    position in the index (-1: not indexed)."""
+
+    at: np.ndarray | None
+    own: dict[str, np.ndarray]
+    exclude: np.ndarray
+
+    def row(self, row: int) -> _QueryKeys:
+        at = None if self.at is None else self.at[row : row + 1]
+        own = {c: v[row : row + 1] for c, v in self.own.items()}
+        return _QueryKeys(at, own, self.exclude[row : row + 1])
+
+
+# Large indexes: tickets in the sample that standardises each signal, and queries per chunk
+# (a chunk holds one float32 score per indexed ticket per lexical signal).
+STATS_SAMPLE = 4096
+LARGE_CHUNK = 32
+
+
+class DenseCandidates:
+    """Approximate nearest unit vectors by inner product: faiss' inverted file (k-means
+    lists, 8-bit scalar-quantised vectors), probing `probe` of its lists per query."""
+
+    def __init__(self, seed: int = 0, probe: int = 16) -> None:
+        self.seed = seed
+        self.probe = probe
+        self.index: Any = None
+
+    def fit(self, vectors: np.ndarray) -> DenseCandidates:
+        faiss = _faiss()
+
+        # About 4 sqrt(n) lists, each trained on at least the 39 points faiss asks for.
+        lists = int(np.clip(min(4 * np.sqrt(len(vectors)), len(vectors) // 39), 1, 1024))
+        quantizer = faiss.IndexFlatIP(vectors.shape[1])
+        index = faiss.IndexIVFScalarQuantizer(
+            quantizer, vectors.shape[1], lists, faiss.ScalarQuantizer.QT_8bit,
+            faiss.METRIC_INNER_PRODUCT,
+        )  # fmt: skip
+        index.cp.seed = self.seed
+        train = vectors[np.random.default_rng(self.seed).permutation(len(vectors))[: lists * 64]]
+        index.train(np.ascontiguousarray(train, dtype=np.float32))
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        index.nprobe = self.probe
+        self.index = index
+        return self
+
+    def search(self, queries: np.ndarray, k: int) -> np.ndarray:
+        """(queries, k) positions, best first; -1 pads."""
+        _, positions = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        return np.asarray(positions, dtype=np.int64)
+
+    def to_bytes(self) -> tuple[int, int, np.ndarray]:
+        faiss = _faiss()
+
+        return self.seed, self.probe, faiss.serialize_index(self.index)
+
+    @classmethod
+    def from_bytes(cls, state: tuple[int, int, np.ndarray]) -> DenseCandidates:
+        faiss = _faiss()
+        seed, probe, data = state
+        found = cls(seed, probe)
+        found.index = faiss.deserialize_index(data)
+        found.index.nprobe = probe
+        return found
+
+
+def _faiss() -> Any:
+    # faiss' loader logs at INFO each instruction set it tries (AVX-512, AVX2, generic).
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
+    import faiss
+
+    return faiss
+
+
+def _union_rows(parts: list[np.ndarray]) -> np.ndarray:
+    """Per row, the distinct non-negative positions of all parts; -1 pads to one width."""
+    rows = [np.unique(np.concatenate([p[r] for p in parts])) for r in range(len(parts[0]))]
+    rows = [r[r >= 0] for r in rows]
+    width = max(1, max((len(r) for r in rows), default=1))
+    out = np.full((len(rows), width), -1, dtype=np.int64)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = r
+    return out
+
+
+def _standardised_by(raw: np.ndarray, sample: np.ndarray, visible: np.ndarray) -> np.ndarray:
+    """`raw` as z-scores by the mean and spread of each row's visible sample scores."""
+    count = np.maximum(visible.sum(axis=1, keepdims=True), 1)
+    values = np.where(visible, sample, 0.0)
+    mean = values.sum(axis=1, keepdims=True) / count
+    spread = np.sqrt(
+        np.where(visible, (sample - mean) ** 2, 0.0).sum(axis=1, keepdims=True) / count
+    )
+    return np.asarray(np.divide(raw - mean, spread, out=np.zeros(raw.shape), where=spread > 0))
 
 
 def _standardised(raw: np.ndarray, mask: np.ndarray) -> np.ndarray:

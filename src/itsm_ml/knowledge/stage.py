@@ -56,6 +56,8 @@ def build_model(params: Params, entry: CatalogEntry, frame: pd.DataFrame) -> Any
         runbooks={k: dict(v) for k, v in settings.runbooks.items()},
         k=settings.k,
         max_query_terms=settings.max_query_terms,
+        exact_up_to=settings.exact_up_to,
+        candidates=settings.candidates,
         target_precision=triage.target_precision,
         threshold_z=triage.threshold_z,
         min_class_support=triage.min_class_support,

@@ -89,3 +89,43 @@ def test_top_k_orders_best_first_and_breaks_ties_by_position() -> None:
     scores = np.array([[0.1, 0.9, 0.9, -np.inf], [-np.inf, -np.inf, 0.2, -np.inf]])
     found = top_k(scores, 3)
     assert found.positions.tolist() == [[1, 2, 0], [2, -1, -1]]
+
+
+def test_a_large_index_finds_nearly_what_scoring_everything_finds() -> None:
+    import pickle
+
+    from itsm_ml.knowledge.retrieval import TicketIndex
+
+    rng = np.random.default_rng(7)
+    vocabulary = np.array([f"w{i}" for i in range(400)])
+    topics = [rng.choice(400, 12, replace=False) for _ in range(60)]
+    n = 3000
+    which = rng.integers(0, 60, n)
+    tickets = pd.DataFrame(
+        {
+            "text": [
+                " ".join(vocabulary[rng.choice(topics[t], 6)])
+                + " "
+                + " ".join(rng.choice(vocabulary, 3))
+                for t in which
+            ],
+            "opened_at": pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(n), unit="min"),
+            "service": [f"s{t % 5}" for t in which],
+        }
+    )
+    indexed, queries = tickets.iloc[:2800], tickets.iloc[2800:].reset_index(drop=True)
+    settings = {"method": "fusion", "boost": {"service": 0.5}}
+    exact = TicketIndex(**settings).fit(indexed)
+    large = TicketIndex(**settings, exact_up_to=100, candidates=200).fit(indexed)
+    assert large.large_ and not exact.large_
+    found, truth = large.search(queries, 5), exact.search(queries, 5)
+    overlap = np.mean(
+        [len(set(a) & set(b)) / 5 for a, b in zip(found.positions, truth.positions, strict=True)]
+    )
+    assert overlap > 0.9
+    # Candidates respect time as the exact search does, and the index survives pickling.
+    late = queries.assign(opened_at=pd.Timestamp("2024-01-01 10:00"))
+    early = large.search(late, 5).positions
+    assert (indexed.opened_at.to_numpy()[early[early >= 0]] < late.opened_at[0]).all()
+    again = pickle.loads(pickle.dumps(large)).search(queries, 5)
+    np.testing.assert_array_equal(again.positions, found.positions)
