@@ -124,6 +124,34 @@ def test_every_record_gets_the_models_answer_in_input_order(
     assert "no caller" in scored.notes[7] and "no text" in scored.notes[7]
 
 
+def test_an_export_gets_the_suggested_resolution_runbook_and_similar_tickets(
+    export: Path, tmp_path: Path
+) -> None:
+    from itsm_ml.knowledge.model import SimilarityModel
+
+    history = load_table("tickets", _generator(1500, 3, date(2025, 1, 1), date(2025, 4, 1)))
+    split = time_split(history, "opened_at", 0.25, 0.05)
+    model = SimilarityModel(
+        label="label_closed_code",
+        fields=["ci", "service"],
+        methods=["bm25"],
+        runbooks={"service": {"VPN": "RB-VPN"}},
+    ).fit(split.train, split.valid)
+    _score(model, export, tmp_path / "out.csv", model_name="itsm-ticket-similarity")
+    scored = _read(tmp_path / "out.csv")
+    records = pd.read_csv(export, dtype=str, keep_default_na=False, na_values=[""])
+    expected = model.respond(incidents_to_canonical(records))
+
+    assert list(scored.columns[:4]) == ["number", "model", "version", "decision"]
+    assert set(scored.decision) <= {"auto_suggest", "suggest"}
+    assert scored.suggestion_1.tolist() == expected.label.tolist()
+    assert scored.runbook.tolist() == expected.runbook.tolist()
+    assert (scored.runbook[records.business_service == "VPN"] == "RB-VPN").all()
+    first = [row[0]["id"] for row in expected.neighbours]
+    assert [s.split("; ")[0] for s in scored.similar] == first
+    assert all(len(s.split("; ")) == 5 for s in scored.similar)
+
+
 def test_the_chunk_size_does_not_change_a_byte(
     triage_model: TriageModel, export: Path, tmp_path: Path
 ) -> None:
