@@ -250,7 +250,6 @@ def evaluate(params: Params, entry: CatalogEntry, root: Path, scorer: Any) -> St
 
     registry.configure(root, registry.CHANGE_RISK_EXPERIMENT)
     inputs = scorer.input_columns_
-    processed = "data/processed/changes"
     # The example shows conflicts when some exist: it doubles as documentation of the answer.
     example = test.loc[answer["conflicts"].map(len).sort_values(ascending=False).index[:5], inputs]
     registered = registry.log_and_register(
@@ -262,21 +261,15 @@ def evaluate(params: Params, entry: CatalogEntry, root: Path, scorer: Any) -> St
             **{k: v for k, v in metrics.items() if isinstance(v, int | float)},
             **{f"baseline {b} auc": m["auc"] for b, m in baselines.items()},
         },
-        tags={
-            "model": entry.name,
-            "source": source,
-            **registry.lineage_tags(root, [processed]),
-            **registry.validation_tags(root, entry.table),
-        },
+        tags=registry.model_tags(root, entry.name, entry.table, source),
         artifacts=[out / n for n in figures] + [out / "bands.csv", card_path],
-        inputs={
-            context: (frame[[*inputs, LABEL]], str(Layout(root, entry.table).split(part)), LABEL)
-            for context, part, frame in (
-                ("training", "train", train_rows),
-                ("validation", "valid", valid_rows),
-                ("testing", "test", test),
-            )
-        },
+        inputs=registry.split_inputs(
+            root,
+            entry.table,
+            {"train": train_rows, "valid": valid_rows, "test": test},
+            list(inputs),
+            LABEL,
+        ),
         input_example=example.reset_index(drop=True),
         code_path=Path(__file__).parents[1],
         dataset_name=entry.table,

@@ -264,7 +264,6 @@ def evaluate(params: Params, entry: CatalogEntry, root: Path, model: Any) -> Sta
         *model.categorical_,
         *([model.time_column] if model.time_column in test else []),
     ]
-    processed = f"data/processed/{entry.table}"
     registered = registry.log_and_register(
         model=model,
         model_path=layout.model,
@@ -285,26 +284,12 @@ def evaluate(params: Params, entry: CatalogEntry, root: Path, model: Any) -> Sta
                 if v == v
             },
         },
-        tags={
-            "model": entry.name,
-            "source": source,
-            **registry.lineage_tags(root, [processed]),
-            **registry.validation_tags(root, entry.table),
-        },
+        tags=registry.model_tags(root, entry.name, entry.table, source),
         artifacts=[out / name for name in figures]
         + [out / "per_class.csv", out / "precision_at_k.csv", layout.card],
-        inputs={
-            context: (
-                frame[[*columns, entry.label]],
-                str(Layout(root, entry.table).split(part)),
-                entry.label,
-            )
-            for context, part, frame in (
-                ("training", "train", parts["train"]),
-                ("validation", "valid", parts["valid"]),
-                ("testing", "test", test),
-            )
-        },
+        inputs=registry.split_inputs(
+            root, entry.table, {**parts, "test": test}, columns, entry.label
+        ),
         input_example=test[columns].head(5),
         code_path=Path(__file__).parents[1],
         dataset_name=entry.table,

@@ -30,10 +30,18 @@ def is_resolution(answer: pd.DataFrame) -> bool:
 def triage_table(answer: pd.DataFrame, top_k: int) -> pd.DataFrame:
     """One flat row per ticket: decision, value (when auto-routed), probability,
     suggestion_1..k with probability_1..k, notes."""
-    decision = np.where(answer["auto_route"].to_numpy(bool), AUTO_ROUTE, SUGGEST)
+    flat = _decided(answer, top_k, "auto_route", AUTO_ROUTE)
+    flat["notes"] = answer["notes"].to_numpy()
+    return pd.DataFrame(flat, index=answer.index)
+
+
+def _decided(answer: pd.DataFrame, top_k: int, flag: str, applied: str) -> dict[str, Any]:
+    """decision (`applied` where the answer's `flag` is set, else suggest), the value when
+    applied, the probability, and suggestion_1..k with probability_1..k."""
+    decision = np.where(answer[flag].to_numpy(bool), applied, SUGGEST)
     flat: dict[str, Any] = {
         "decision": decision,
-        "value": answer["label"].where(decision == AUTO_ROUTE).astype("string").to_numpy(),
+        "value": answer["label"].where(decision == applied).astype("string").to_numpy(),
         "probability": answer["probability"].to_numpy(float),
     }
     suggestions = answer["suggestions"].tolist()
@@ -41,8 +49,7 @@ def triage_table(answer: pd.DataFrame, top_k: int) -> pd.DataFrame:
     for k in range(top_k):
         flat[f"suggestion_{k + 1}"] = [s[k] if k < len(s) else None for s in suggestions]
         flat[f"probability_{k + 1}"] = [p[k] if k < len(p) else np.nan for p in probabilities]
-    flat["notes"] = answer["notes"].to_numpy()
-    return pd.DataFrame(flat, index=answer.index)
+    return flat
 
 
 def change_risk_table(answer: pd.DataFrame) -> pd.DataFrame:
@@ -61,17 +68,7 @@ def change_risk_table(answer: pd.DataFrame) -> pd.DataFrame:
 def resolution_table(answer: pd.DataFrame, top_k: int) -> pd.DataFrame:
     """One flat row per ticket: decision, value, probability, suggestions, the runbook, and
     the neighbours' ids joined by "; " (best first)."""
-    decision = np.where(answer["auto_suggest"].to_numpy(bool), AUTO_SUGGEST, SUGGEST)
-    flat: dict[str, Any] = {
-        "decision": decision,
-        "value": answer["label"].where(decision == AUTO_SUGGEST).astype("string").to_numpy(),
-        "probability": answer["probability"].to_numpy(float),
-    }
-    suggestions = answer["suggestions"].tolist()
-    probabilities = answer["suggestion_probabilities"].tolist()
-    for k in range(top_k):
-        flat[f"suggestion_{k + 1}"] = [s[k] if k < len(s) else None for s in suggestions]
-        flat[f"probability_{k + 1}"] = [p[k] if k < len(p) else np.nan for p in probabilities]
+    flat = _decided(answer, top_k, "auto_suggest", AUTO_SUGGEST)
     flat["runbook"] = answer["runbook"].to_numpy()
     flat["similar"] = ["; ".join(str(n["id"]) for n in row) for row in answer["neighbours"]]
     return pd.DataFrame(flat, index=answer.index)

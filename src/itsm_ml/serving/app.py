@@ -62,7 +62,7 @@ from itsm_ml.serving.scoring import (
     TriageTarget,
 )
 from itsm_ml.serving.tokens import STORE_NAME, TokenRecord
-from itsm_ml.serving.updates import resolution_update, triage_update
+from itsm_ml.serving.updates import Update, resolution_update, triage_update
 from itsm_ml.serving.writeback import ServiceNowWriter, WriteBackError
 
 log = logging.getLogger(__name__)
@@ -288,45 +288,37 @@ def create_app(service: Service, *, poll: bool = True) -> FastAPI:
         service.audit.write({**base, **describe(r), "latency_ms": latency} for r in results)
         return results
 
-    def write_back(results: list[TriageResult], request_id: str) -> None:
-        assert service.writer is not None
-        for result in results:
-            update = triage_update(result)
-            if update is None:
-                continue
-            try:
-                outcome = service.writer.update(
-                    update.sys_id, update.fields, update.note, update.key
-                )
-                status: str = outcome.status
-            except WriteBackError as exc:
-                status = f"failed ({exc.status or 'unreachable'})"
-                log.warning("write-back of %s failed: %s", update.sys_id, exc)
-            service.audit.write(
-                [{"request": request_id, "endpoint": "write-back", "number": result.number,
-                  "sys_id": update.sys_id, "write_back": status}]
-            )  # fmt: skip
+    def writing_back(
+        update_of: Callable[[Any], Update | None],
+    ) -> Callable[[list[Any], str], None]:
+        """A background task writing each result's update (`update_of`) onto its ticket,
+        each outcome audited."""
 
-    def write_back_note(results: list[ResolutionResult], request_id: str) -> None:
-        """The suggestions and similar tickets as a work note; no field is set (applying a
-        resolution stays with the agent or the ITSM's own flow)."""
-        assert service.writer is not None
-        for result in results:
-            update = resolution_update(result)
-            if update is None:
-                continue
-            try:
-                outcome = service.writer.update(
-                    update.sys_id, update.fields, update.note, update.key
-                )
-                status: str = outcome.status
-            except WriteBackError as exc:
-                status = f"failed ({exc.status or 'unreachable'})"
-                log.warning("write-back of %s failed: %s", update.sys_id, exc)
-            service.audit.write(
-                [{"request": request_id, "endpoint": "write-back", "number": result.number,
-                  "sys_id": update.sys_id, "write_back": status}]
-            )  # fmt: skip
+        def write(results: list[Any], request_id: str) -> None:
+            assert service.writer is not None
+            for result in results:
+                update = update_of(result)
+                if update is None:
+                    continue
+                try:
+                    outcome = service.writer.update(
+                        update.sys_id, update.fields, update.note, update.key
+                    )
+                    status: str = outcome.status
+                except WriteBackError as exc:
+                    status = f"failed ({exc.status or 'unreachable'})"
+                    log.warning("write-back of %s failed: %s", update.sys_id, exc)
+                service.audit.write(
+                    [{"request": request_id, "endpoint": "write-back", "number": result.number,
+                      "sys_id": update.sys_id, "write_back": status}]
+                )  # fmt: skip
+
+        return write
+
+    write_back = writing_back(triage_update)
+    # Suggestions and similar tickets as a work note only: applying a resolution stays with
+    # the agent or the ITSM's own flow.
+    write_back_note = writing_back(resolution_update)
 
     def check_write_back(requested: bool) -> None:
         if requested and service.writer is None:

@@ -114,22 +114,27 @@ class TriageScorer:
         return results
 
 
+def champion(champions: Champions, registered_model: str | None, missing: str) -> Loaded:
+    """The live champion of `registered_model`, or why nothing can answer (`missing`: what
+    the catalog lacks when it declares no such model)."""
+    if registered_model is None:
+        raise NoChampionError(f"params.yaml declares {missing} under `models`")
+    loaded = champions.get(registered_model)
+    if loaded is None:
+        raise NoChampionError(
+            f"no champion for {registered_model}; promote one with "
+            f"`itsm-ml promote {registered_model}`"
+        )
+    return loaded
+
+
 class ChangeRiskScorer:
     def __init__(self, champions: Champions, registered_model: str | None) -> None:
         self.champions = champions
         self.registered_model = registered_model
 
     def score(self, records: Sequence[ChangeRequest]) -> list[ChangeRiskResult]:
-        if self.registered_model is None:
-            raise NoChampionError(
-                "params.yaml declares no model of the changes table under `models`"
-            )
-        loaded = self.champions.get(self.registered_model)
-        if loaded is None:
-            raise NoChampionError(
-                f"no champion for {self.registered_model}; promote one with "
-                f"`itsm-ml promote {self.registered_model}`"
-            )
+        loaded = champion(self.champions, self.registered_model, "no model of the changes table")
         frame, numeric = change_frame(records)
         changes = change_requests_to_canonical(frame, numeric=numeric)
         rows = loaded.model.respond(changes).to_dict("records")
@@ -160,16 +165,8 @@ class KnowledgeScorer:
         self.target = target
 
     def _answer(self, records: Sequence[Incident], k: int | None) -> tuple[Loaded, list[Any]]:
-        if self.target is None:
-            raise NoChampionError(
-                "params.yaml declares no model of kind `similarity` under `models`"
-            )
-        loaded = self.champions.get(self.target.registered_model)
-        if loaded is None:
-            raise NoChampionError(
-                f"no champion for {self.target.registered_model}; promote one with "
-                f"`itsm-ml promote {self.target.registered_model}`"
-            )
+        registered = self.target.registered_model if self.target else None
+        loaded = champion(self.champions, registered, "no model of kind `similarity`")
         tickets = incidents_to_canonical(incident_frame(records))
         return loaded, loaded.model.respond(tickets, k=k).to_dict("records")
 

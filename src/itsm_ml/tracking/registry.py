@@ -125,6 +125,31 @@ def lineage_tags(root: Path, data_paths: list[str]) -> dict[str, str]:
     return tags
 
 
+def model_tags(root: Path, model: str, table: str, source: str) -> dict[str, str]:
+    """What every registered model's run is tagged with: its catalog name, its source, the
+    lineage of its table's splits and the validation they passed."""
+    return {
+        "model": model,
+        "source": source,
+        **lineage_tags(root, [f"data/processed/{table}"]),
+        **validation_tags(root, table),
+    }
+
+
+def split_inputs(
+    root: Path, table: str, splits: dict[str, pd.DataFrame], columns: list[str], label: str
+) -> dict[str, tuple[pd.DataFrame, str, str]]:
+    """The train, valid and test splits as `log_and_register` inputs: context -> (the
+    model's columns and label, the split's file, the label)."""
+    from itsm_ml.data.stage import Layout
+
+    contexts = {"train": "training", "valid": "validation", "test": "testing"}
+    return {
+        contexts[part]: (frame[[*columns, label]], str(Layout(root, table).split(part)), label)
+        for part, frame in splits.items()
+    }
+
+
 def validation_tags(root: Path, table: str) -> dict[str, str]:
     """Whether the training table passed validation, for the promotion gate's first check."""
     metrics = root / "reports" / "validation" / f"{table}.metrics.json"

@@ -252,7 +252,6 @@ def evaluate(params: Params, entry: CatalogEntry, root: Path, model: Any) -> Sta
     features = [*model.categorical_, *([model.text_column] if model.uses_text_ else [])]
     if model.defers_ and model.at_open not in features:  # the signature must let it through
         features.append(model.at_open)
-    processed = f"data/processed/{entry.table}"
     registered = registry.log_and_register(
         model=model,
         model_path=layout.model,
@@ -273,26 +272,12 @@ def evaluate(params: Params, entry: CatalogEntry, root: Path, model: Any) -> Sta
             },
             **{f"class {r['class']} f1": r["f1"] for _, r in per_class.iterrows()},
         },
-        tags={
-            "model": entry.name,
-            "source": source,
-            **registry.lineage_tags(root, [processed]),
-            **registry.validation_tags(root, entry.table),
-        },
+        tags=registry.model_tags(root, entry.name, entry.table, source),
         artifacts=[out / name for name in figures]
         + [out / "per_class.csv", out / "coverage_per_class.csv", layout.card],
-        inputs={
-            context: (
-                frame[[*features, entry.label]],
-                str(Layout(root, entry.table).split(part)),
-                entry.label,
-            )
-            for context, part, frame in (
-                ("training", "train", parts["train"]),
-                ("validation", "valid", parts["valid"]),
-                ("testing", "test", test),
-            )
-        },
+        inputs=registry.split_inputs(
+            root, entry.table, {**parts, "test": test}, features, entry.label
+        ),
         input_example=test[features].head(5),
         code_path=Path(__file__).parents[1],
         dataset_name=entry.table,
