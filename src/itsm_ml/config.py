@@ -589,6 +589,20 @@ class KnowledgeParams(_Strict):
     candidates: PositiveInt = Field(
         500, description="Candidates each method proposes per query on a larger index."
     )
+    engine: Literal["memory", "postgres"] = Field(
+        "memory",
+        description="Where the served index lives: in the model (memory), or in PostgreSQL"
+        " with pgvector (postgres: text rank and dense vectors computed by the engine).",
+    )
+    postgres_dsn_env: str = Field(
+        "ITSM_ML_KNOWLEDGE_DSN",
+        description="Environment variable holding the PostgreSQL connection string.",
+    )
+    postgres_table: str = Field(
+        "itsm_ml_tickets",
+        pattern=r"^[a-z_][a-z0-9_]{0,49}$",
+        description="Table name prefix; each fit writes `<prefix>_<digest of its tickets>`.",
+    )
     runbooks: dict[str, dict[str, str]] = Field(
         default_factory=dict,
         description="Runbook ids by `suggestion` (the suggested resolution) or by a ticket"

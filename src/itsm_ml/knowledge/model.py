@@ -52,6 +52,9 @@ class SimilarityModel(BaseEstimator):  # type: ignore[misc]
         max_query_terms: int = 64,
         exact_up_to: int = 100_000,
         candidates: int = 500,
+        engine: str = "memory",
+        postgres_dsn_env: str = "ITSM_ML_KNOWLEDGE_DSN",
+        postgres_table: str = "itsm_ml_tickets",
         target_precision: float = 0.9,
         threshold_z: float = 1.0,
         min_class_support: int = 30,
@@ -72,6 +75,9 @@ class SimilarityModel(BaseEstimator):  # type: ignore[misc]
         self.max_query_terms = max_query_terms
         self.exact_up_to = exact_up_to
         self.candidates = candidates
+        self.engine = engine
+        self.postgres_dsn_env = postgres_dsn_env
+        self.postgres_table = postgres_table
         self.target_precision = target_precision
         self.threshold_z = threshold_z
         self.min_class_support = min_class_support
@@ -94,6 +100,26 @@ class SimilarityModel(BaseEstimator):  # type: ignore[misc]
             max_query_terms=self.max_query_terms,
             exact_up_to=self.exact_up_to,
             candidates=self.candidates,
+            seed=self.seed,
+        )
+
+    def _served_index(self) -> Any:
+        """The index answering once fitted: the chosen method in memory, or the engine."""
+        if self.engine == "memory":
+            return self._index(self.method_)
+        if self.engine != "postgres":
+            raise ItsmMlError(f"knowledge engine {self.engine!r}; expected memory or postgres")
+        from itsm_ml.knowledge.postgres import PostgresIndex
+
+        return PostgresIndex(
+            dsn_env=self.postgres_dsn_env,
+            table=self.postgres_table,
+            versioned=True,
+            text_column=self.text_column,
+            time_column=self.time_column,
+            boost=self.boost,
+            filter=self.filter,
+            max_query_terms=self.max_query_terms,
             seed=self.seed,
         )
 
@@ -141,7 +167,7 @@ class SimilarityModel(BaseEstimator):  # type: ignore[misc]
         )
         # Serve from everything known: validation tickets are the newest resolutions.
         served = pd.concat([indexed, queries], ignore_index=True)
-        self.index_ = self._index(self.method_).fit(served)
+        self.index_ = self._served_index().fit(served)
         self.suggester_: ResolutionSuggester = suggester.with_labels(served[self.label])
         self.returned_ = [c for c in dict.fromkeys([self.label, *self.returned]) if c in served]
         self.records_ = (
@@ -221,7 +247,8 @@ class SimilarityModel(BaseEstimator):  # type: ignore[misc]
             exclude = [
                 -1 if pd.isna(v) else positions.get(str(v), -1) for v in tickets[self.id_column]
             ]
-        return self.index_.search(tickets, k or self.k, exclude)
+        found: Neighbours = self.index_.search(tickets, k or self.k, exclude)
+        return found
 
     def _id_positions(self) -> dict[str, int]:
         cached: dict[str, int] | None = self.__dict__.get("_ids_cache")

@@ -58,6 +58,9 @@ def build_model(params: Params, entry: CatalogEntry, frame: pd.DataFrame) -> Any
         max_query_terms=settings.max_query_terms,
         exact_up_to=settings.exact_up_to,
         candidates=settings.candidates,
+        engine=settings.engine,
+        postgres_dsn_env=settings.postgres_dsn_env,
+        postgres_table=settings.postgres_table,
         target_precision=triage.target_precision,
         threshold_z=triage.threshold_z,
         min_class_support=triage.min_class_support,
@@ -99,6 +102,7 @@ def selection_summary(model: Any) -> dict[str, Any]:
             name: {k: round(v, 4) for k, v in found.items() if v == v}
             for name, found in model.selection_.items()
         },
+        "served_by": model.engine,
         "vote_temperature": model.temperature_,
         "vote_prior_weight": model.suggester_.prior_weight,
         "vote_accuracy_on_validation": round(model.vote_accuracy_, 4),
