@@ -57,11 +57,6 @@ def build_scorer(
     )
 
 
-def _parts(root: Path) -> dict[str, pd.DataFrame]:
-    layout = Layout(root, "changes")
-    return {part: io.read_table(layout.split(part)) for part in ("train", "valid", "test")}
-
-
 def _labelled(frame: pd.DataFrame, part: str) -> pd.DataFrame:
     if LABEL not in frame:
         raise ItsmMlError(f"change risk: the {part} changes have no `{LABEL}` column")
@@ -70,7 +65,7 @@ def _labelled(frame: pd.DataFrame, part: str) -> pd.DataFrame:
 
 def train(params: Params, entry: CatalogEntry, root: Path) -> StageResult:
 
-    parts = _parts(root)
+    parts = Layout(root, "changes").read_splits()
     train_rows, valid_rows = _labelled(parts["train"], "train"), _labelled(parts["valid"], "valid")
     for name, rows in (("train", train_rows), ("validation", valid_rows)):
         if rows[LABEL].nunique() < 2:
@@ -145,7 +140,7 @@ def evaluate(params: Params, entry: CatalogEntry, root: Path, scorer: Any) -> St
 
     settings = params.change_risk
     layout = ModelLayout(root, entry.name)
-    parts = _parts(root)
+    parts = Layout(root, "changes").read_splits()
     train_rows, valid_rows = _labelled(parts["train"], "train"), _labelled(parts["valid"], "valid")
     test = _labelled(parts["test"], "test")
     if test.empty:

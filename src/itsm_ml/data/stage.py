@@ -52,6 +52,10 @@ class Layout:
     def split(self, part: str) -> Path:
         return self.root / "data" / "processed" / self.table / f"{part}.parquet"
 
+    def read_splits(self) -> dict[str, pd.DataFrame]:
+        """The train, valid and test splits, read from their files."""
+        return {part: io.read_table(self.split(part)) for part in ("train", "valid", "test")}
+
     @property
     def split_summary(self) -> Path:
         return self.root / "reports" / "data" / f"{self.table}_split.json"

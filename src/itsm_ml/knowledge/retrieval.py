@@ -321,7 +321,7 @@ class TicketIndex(BaseEstimator):  # type: ignore[misc]
                 matrix = self.dense_[signal]
                 at_union = np.matmul(matrix[safe], vectors[signal][:, :, None])[..., 0]
                 at_sample = vectors[signal] @ self.sample_dense_[signal].T
-            total += _standardised_by(at_union, at_sample, sample_visible)
+            total += standardised_by(at_union, at_sample, sample_visible)
         for column, weight in (self.boost or {}).items():
             if column in keys.own:
                 own = keys.own[column]
@@ -448,7 +448,7 @@ def _union_rows(parts: list[np.ndarray]) -> np.ndarray:
     return out
 
 
-def _standardised_by(raw: np.ndarray, sample: np.ndarray, visible: np.ndarray) -> np.ndarray:
+def standardised_by(raw: np.ndarray, sample: np.ndarray, visible: np.ndarray) -> np.ndarray:
     """`raw` as z-scores by the mean and spread of each row's visible sample scores."""
     count = np.maximum(visible.sum(axis=1, keepdims=True), 1)
     values = np.where(visible, sample, 0.0)

@@ -32,11 +32,6 @@ CURVE_DEPTH = 10  # neighbours of the precision@k curve
 LEXICAL_BASELINE = "bm25"
 
 
-def _parts(root: Path, table: str) -> dict[str, pd.DataFrame]:
-    layout = Layout(root, table)
-    return {part: io.read_table(layout.split(part)) for part in ("train", "valid", "test")}
-
-
 def build_model(params: Params, entry: CatalogEntry, frame: pd.DataFrame) -> Any:
     """A SimilarityModel from the catalog entry and `knowledge:` in params.yaml; grouping
     fields that boost or filter are compared as fields too."""
@@ -70,7 +65,7 @@ def build_model(params: Params, entry: CatalogEntry, frame: pd.DataFrame) -> Any
 
 
 def train(params: Params, entry: CatalogEntry, root: Path) -> StageResult:
-    parts = _parts(root, entry.table)
+    parts = Layout(root, entry.table).read_splits()
     train_rows, valid_rows = parts["train"], parts["valid"]
     model = build_model(params, entry, train_rows)
     seconds = fit_and_save(entry, root, model, lambda: model.fit(train_rows, valid_rows))
@@ -151,7 +146,7 @@ def evaluate(params: Params, entry: CatalogEntry, root: Path, model: Any) -> Sta
 
     triage = params.triage
     layout = ModelLayout(root, entry.name)
-    parts = _parts(root, entry.table)
+    parts = Layout(root, entry.table).read_splits()
     test = parts["test"][parts["test"][entry.label].notna()].reset_index(drop=True)
     if test.empty:
         raise ItsmMlError(f"model {entry.name}: no labelled record in the test split")

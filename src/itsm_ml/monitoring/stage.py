@@ -265,7 +265,7 @@ def drift(params: Params, item: str, root: Path) -> Any:
             joblib.dump(model, tmp)
         return model
     layout = Layout(root, target.table)
-    parts = {part: io.read_table(layout.split(part)) for part in ("train", "valid", "test")}
+    parts = layout.read_splits()
     test = parts["test"].reset_index(drop=True)
     if not test[target.label].notna().any():
         raise ItsmMlError(f"drift of {item}: no labelled record in the test split")

@@ -24,11 +24,6 @@ from itsm_ml.results import StageResult
 from itsm_ml.triage import baselines
 
 
-def _parts(root: Path, table: str) -> dict[str, pd.DataFrame]:
-    layout = Layout(root, table)
-    return {part: io.read_table(layout.split(part)) for part in ("train", "valid", "test")}
-
-
 def _period(frame: pd.DataFrame) -> str:
     times = (
         frame["opened_at"].dropna() if "opened_at" in frame else pd.Series(dtype="datetime64[ns]")
@@ -66,7 +61,7 @@ def build_model(
 def train(params: Params, entry: CatalogEntry, root: Path) -> StageResult:
 
     triage = params.triage
-    parts = _parts(root, entry.table)
+    parts = Layout(root, entry.table).read_splits()
     train_rows, valid_rows = parts["train"], parts["valid"]
     model = build_model(
         triage,
@@ -135,7 +130,7 @@ def evaluate(params: Params, entry: CatalogEntry, root: Path, model: Any) -> Sta
 
     triage = params.triage
     layout = ModelLayout(root, entry.name)
-    parts = _parts(root, entry.table)
+    parts = Layout(root, entry.table).read_splits()
     test = parts["test"][parts["test"][entry.label].notna()].reset_index(drop=True)
     if test.empty:
         raise ItsmMlError(f"model {entry.name}: no labelled record in the test split")
