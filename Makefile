@@ -64,6 +64,9 @@ bench: .venv/.synced ## benchmarks on the real datasets (adds the `bench` group:
 	$(RUN) python bench/change_risk.py --out reports/bench/change_risk.md
 	$(RUN) python bench/knowledge.py --out reports/bench/knowledge.md
 	$(RUN) python bench/knowledge_speed.py --out reports/bench/knowledge_speed.md
+	$(RUN) python bench/early_warning.py --out reports/bench/early_warning.md
+	$(RUN) python bench/incident_volume.py --out reports/bench/incident_volume.md
+	$(RUN) python bench/early_warning_speed.py --out reports/bench/early_warning_speed.md
 	$(RUN) --group bench python bench/drift.py --out reports/bench/drift.md
 	$(RUN) python bench/serving.py --out reports/bench/serving.md
 	$(RUN) python bench/scoring_speed.py --out reports/bench/scoring_speed.md
@@ -72,6 +75,8 @@ bench: .venv/.synced ## benchmarks on the real datasets (adds the `bench` group:
 	   cat reports/bench/ingest_validate.md; echo; cat reports/bench/triage.md; echo; \
 	   cat reports/bench/change_risk.md; echo; cat reports/bench/knowledge.md; echo; \
 	   cat reports/bench/knowledge_speed.md; echo; \
+	   cat reports/bench/early_warning.md; echo; cat reports/bench/incident_volume.md; echo; \
+	   cat reports/bench/early_warning_speed.md; echo; \
 	   cat reports/bench/drift.md; echo; \
 	   cat reports/bench/serving.md; echo; cat reports/bench/scoring_speed.md; echo; \
 	   cat reports/bench/batch_scoring.md; } > reports/benchmarks.md

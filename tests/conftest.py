@@ -25,7 +25,7 @@ def datasets() -> Path:
             pytest.fail("ITSM_ML_DATASETS is unset in CI; .ci/run must set it")
         pytest.skip(
             "ITSM_ML_DATASETS is unset: this test reads the public datasets "
-            "(ServiceNow log, ticket-assignment, endava, jit-changes); .ci/run sets it"
+            "(ServiceNow log, ticket-assignment, endava, jit-changes, NAB); .ci/run sets it"
         )
     path = Path(raw)
     if not path.is_dir():

@@ -454,7 +454,7 @@ def summary(params_path: ParamsOption = Path("params.yaml")) -> None:
     """What the last pipeline run ended with: each model's primary metric beside its best
     baseline, the share auto-routed, the gate's decision; then where to look."""
     from itsm_ml.catalog import catalog
-    from itsm_ml.run_summary import WHERE_TO_LOOK, summarise
+    from itsm_ml.run_summary import WHERE_TO_LOOK, early_warning_line, summarise
 
     params, root = _project(params_path)
     found = summarise(root, catalog(params))
@@ -465,9 +465,12 @@ def summary(params_path: ParamsOption = Path("params.yaml")) -> None:
         if model.routed:
             out.print(f"    {escape(model.routed)}", soft_wrap=True)
         out.print(f"    gate: {escape(model.gate)}", soft_wrap=True)
+    warnings = early_warning_line(root)
+    if warnings:
+        out.print(f"[bold]early warning[/bold]: {escape(warnings)}", soft_wrap=True)
     out.print()
     for command, what in WHERE_TO_LOOK:
-        out.print(f"  [bold]{command:<11}[/bold] {what}")
+        out.print(f"  [bold]{command:<13}[/bold] {what}")
 
 
 @app.command()
@@ -631,6 +634,63 @@ def _watch_row(found: Any) -> list[str]:
         why or "-",
         performance,
     ]
+
+
+@app.command()
+def watch(
+    last: Annotated[int, typer.Option(help="How many of the newest warnings to show.")] = 10,
+    since: Annotated[
+        str | None, typer.Option(help="Only warnings opened at or after this time (ISO 8601).")
+    ] = None,
+    params_path: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Score the incident volume (and the metrics export of params.yaml) over the history and
+    show the newest warnings; reports/early_warning/ gets every warning, as the stage writes.
+
+    Exit 0: no warning in the period shown; 3: at least one; 1: error.
+    """
+    from itsm_ml.early_warning.stage import report_folder, watch_history
+    from itsm_ml.early_warning.watch import write_watch
+
+    params, root = _project(params_path)
+    with console.status("scoring the history, point by point"):
+        result = watch_history(params, root)
+        summary = write_watch(result, report_folder(root), params.early_warning.plots)
+    shown = result.warnings
+    if since is not None:
+        cutoff = pd_timestamp(since)
+        shown = [w for w in shown if w["opened_at"] >= cutoff.isoformat()]
+    shown = shown[-last:] if last > 0 else []
+    for note in result.notes:
+        console.print(f"[yellow]note[/yellow]: {note}")
+    table = Table()
+    for header in ("opened", "series", "signal", "surprise", "owner", "runbook", "id"):
+        table.add_column(header, overflow="fold")  # ids and times whole, never cut with "..."
+    for warning in shown:
+        table.add_row(
+            warning["opened_at"],
+            warning["series"],
+            warning["signal"],
+            f"{warning['peak']:.1f}",
+            warning["owner_group"] or "-",
+            warning["recommended_action"] or "-",
+            warning["id"],
+        )
+    out.print(table)
+    out.print(
+        f"{summary['warnings']} warnings over {summary['series']} series "
+        f"({summary['warnings_per_week']} per week); reports/early_warning/"
+    )
+    raise typer.Exit(3 if shown else 0)
+
+
+def pd_timestamp(text: str) -> Any:
+    import pandas as pd
+
+    try:
+        return pd.Timestamp(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"--since {text!r} is not a time (ISO 8601)") from exc
 
 
 @app.command()

@@ -339,6 +339,46 @@ class DriftKnobs(_Strict):
     _after = field_validator("after", mode="before")(_optional_calendar_date)
 
 
+class MetricsCsvSource(CsvFileSource):
+    """Time series as monitoring tools export them: one row per point (a timestamp, a value,
+    and the column or columns that name the series: a host, a service, a metric)."""
+
+    kind: Literal["metrics_csv"]
+    timestamp: str = "timestamp"
+    value: str = "value"
+    series: tuple[str, ...] = Field(
+        (),
+        description="Columns naming the series, joined with '/'; none: one series named"
+        " after the file.",
+    )
+    time_format: str = Field("ISO8601", description="'unix' (seconds), 'ISO8601' or strftime.")
+    duplicates: Literal["error", "mean", "last"] = Field(
+        "mean",
+        description="Points of one series at the same time (an hour repeated when clocks go"
+        " back, a scraper that retried): refuse them, average them or keep the last.",
+    )
+    gap_factor: float = Field(
+        3.0, gt=1, description="An interval this many times the series' usual one is a gap."
+    )
+    max_invalid_share: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of points whose time or value does not parse that is dropped with a"
+        " warning; above it the source is refused.",
+    )
+
+
+class SurgeKnobs(_Strict):
+    """Bursts of incidents on one service (a failing CI: many callers, one fault), so early
+    warning on incident volume has outages to find. Surges are placed at even shares of the
+    date range; `itsm_ml.data.sources.generator.surges` lists where they are."""
+
+    count: int = Field(0, ge=0, le=200, description="No surges when 0.")
+    tickets: PositiveInt = Field(30, le=10_000, description="Extra incidents in each surge.")
+    hours: float = Field(3.0, gt=0, le=72, description="How long a surge lasts.")
+
+
 class GeneratorSource(_Strict):
     """Built-in generator of ServiceNow-shaped incidents and change requests."""
 
@@ -348,6 +388,7 @@ class GeneratorSource(_Strict):
     start: date = date(2025, 1, 1)
     end: date = date(2025, 12, 31)
     drift: DriftKnobs = DriftKnobs()
+    surges: SurgeKnobs = SurgeKnobs()
 
     _dates = field_validator("start", "end", mode="before")(_calendar_date)
 
@@ -925,6 +966,68 @@ class ServingParams(_Strict):
     writeback: WriteBackParams = WriteBackParams()
 
 
+DetectorName = Literal["volume", "surprise", "seasonal"]
+
+
+class VolumeWatchParams(_Strict):
+    """Incident volume watched for surges: tickets opened per `frequency` for each value of
+    each `by` column of the canonical tickets table."""
+
+    by: tuple[str, ...] = Field(
+        ("service",), min_length=1, description="Canonical ticket columns (service, ci, category)."
+    )
+    frequency: str = Field("1h", description="Bin of the counts (a pandas frequency).")
+    min_tickets: PositiveInt = Field(
+        50, description="Values with fewer tickets in the history are not watched (named)."
+    )
+    detector: DetectorName = "volume"
+
+    @field_validator("frequency")
+    @classmethod
+    def _frequency(cls, value: str) -> str:
+        from pandas.tseries.frequencies import to_offset
+
+        try:
+            to_offset(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a pandas frequency (e.g. 1h, 15min, 1D)") from exc
+        return value
+
+
+class MetricsWatchParams(_Strict):
+    """A metrics export watched for anomalies (`itsm_ml.data.sources.metrics`)."""
+
+    source: MetricsCsvSource
+    detector: DetectorName = "surprise"
+
+
+class EarlyWarningParams(_Strict):
+    """What `itsm-ml watch` and the `early-warning` stage watch, and what a warning says."""
+
+    volume: VolumeWatchParams | None = VolumeWatchParams()
+    metrics: MetricsWatchParams | None = None
+    thresholds: dict[DetectorName, Annotated[float, Field(gt=0)]] = Field(
+        default_factory=dict,
+        description="Alarm level per detector; unset: the detector's own (surprise and volume"
+        " 5, a one-in-100,000 event for the series; seasonal 6, a robust z).",
+    )
+    close_after: PositiveInt = Field(
+        3, description="Points in a row below the threshold that close an open alarm."
+    )
+    evidence: PositiveInt = Field(24, description="Points before an alarm shown with it.")
+    owners: dict[str, str] = Field(
+        default_factory=dict,
+        description="A series ('service=Email') or the value it counts ('Email') -> owning"
+        " group; unset: the group that handled most of that value's tickets.",
+    )
+    runbooks: dict[str, str] = Field(
+        default_factory=dict,
+        description="A series, the value it counts, or a signal ('new extreme', 'tickets in"
+        " the last 3 hours') -> the runbook recommended; the first match in that order.",
+    )
+    plots: int = Field(12, ge=0, le=200, description="Series with the most alarms drawn.")
+
+
 class Params(_Strict):
     project: str = Field(
         "itsm",
@@ -941,6 +1044,7 @@ class Params(_Strict):
     triage: TriageParams = TriageParams()
     change_risk: ChangeRiskParams = ChangeRiskParams()
     knowledge: KnowledgeParams = KnowledgeParams()
+    early_warning: EarlyWarningParams = EarlyWarningParams()
     drift: DriftParams = DriftParams()
     promotion: PromotionParams = PromotionParams()
     serving: ServingParams = ServingParams()

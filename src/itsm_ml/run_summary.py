@@ -19,6 +19,7 @@ WHERE_TO_LOOK = (
     ("make ui", "MLflow: every run, its candidates and the registered versions"),
     ("make serve", "the scoring service with its champions (docs at /docs)"),
     ("reports/", "model cards, evaluation figures, drift pages, gate decisions"),
+    ("itsm-ml watch", "the newest early warnings; reports/early_warning/ has them all"),
 )
 
 
@@ -91,3 +92,15 @@ def _gate(decision: dict[str, Any]) -> tuple[str, bool]:
 
 def summarise(root: Path, known: Catalog) -> list[ModelOutcome]:
     return [outcome(root, entry) for entry in known]
+
+
+def early_warning_line(root: Path) -> str:
+    """What the early-warning stage found, or "" when it has not run."""
+    found = _read(root / "reports" / "early_warning" / "summary.json")
+    if not found:
+        return ""
+    busiest = ", ".join(f"{row['series']} {row['alarms']}" for row in found["busiest"][:3])
+    return (
+        f"{found['warnings']} warnings over {found['series']} series "
+        f"({found['warnings_per_week']} per week)" + (f"; most: {busiest}" if busiest else "")
+    )

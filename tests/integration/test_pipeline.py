@@ -90,11 +90,14 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         f"{stage}@{model}"
         for stage in ("train", "evaluate", "drift", "promote")
         for model in MODELS
-    }
+    } | {"early-warning"}
     return copy
 
 
 def test_first_run_writes_every_output(project: Path) -> None:
+    warnings = json.loads((project / "reports/early_warning/warnings.json").read_text())
+    summary = json.loads((project / "reports/early_warning/summary.json").read_text())
+    assert summary["warnings"] == len(warnings) and summary["series"] >= 1
     for table in ("tickets", "changes"):
         assert (project / f"data/interim/{table}.parquet").exists()
         for part in ("train", "valid", "test"):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from itsm_ml.catalog import ModelLayout, catalog
 from itsm_ml.config import parse_params
-from itsm_ml.run_summary import summarise
+from itsm_ml.run_summary import early_warning_line, summarise
 
 PARAMS = parse_params({"tickets": {"source": {"kind": "generator"}},
                        "changes": {"source": {"kind": "generator"}}})  # fmt: skip
@@ -76,3 +76,22 @@ def test_each_model_says_its_metric_beside_the_best_baseline_and_the_gates_word(
     assert found["priority"].serving and found["priority"].routed == ""
     assert found["change-risk"].gate == "skipped: no label" and not found["change-risk"].serving
     assert found["category"].quality == "not evaluated yet"
+
+
+def test_the_early_warning_line_says_what_the_stage_found(tmp_path: Path) -> None:
+    assert early_warning_line(tmp_path) == ""  # the stage has not run
+    folder = tmp_path / "reports" / "early_warning"
+    folder.mkdir(parents=True)
+    summary = {
+        "warnings": 12,
+        "series": 12,
+        "warnings_per_week": 0.231,
+        "busiest": [
+            {"series": "service=VPN", "alarms": 3},
+            {"series": "service=Mail", "alarms": 1},
+        ],
+    }
+    (folder / "summary.json").write_text(json.dumps(summary))
+    assert early_warning_line(tmp_path) == (
+        "12 warnings over 12 series (0.231 per week); most: service=VPN 3, service=Mail 1"
+    )

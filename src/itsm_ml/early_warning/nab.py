@@ -16,11 +16,15 @@ result files and finds their per-file scores and counts.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from itsm_ml.errors import SourceError
 
 PROBATION_SHARE = 0.15
 PROBATION_MAX_ROWS = 750  # NAB: 15% of 5,000
@@ -127,3 +131,96 @@ def score_file(
         fp=int(false_alarms.sum()),
         fn=int((scored & inside & ~detected).sum()),
     )
+
+
+@dataclass(frozen=True)
+class ThresholdChoice:
+    threshold: float
+    score: float
+
+
+def optimise_threshold(
+    anomaly_scores: list[np.ndarray], sweeps: list[Sweep], profile: Profile
+) -> ThresholdChoice:
+    """The threshold that maximises the raw score summed over the files, searched exactly
+    over every distinct anomaly score (NAB's optimiser sweeps the same way).
+
+    Lowering the threshold past a row adds that row's detection: a false alarm adds its
+    (negative) weight; in a window only the best detection counts, so a row adds how much
+    it raises its window's best (a first detection also lifts the window off `-fn_weight`).
+    Among equal scores the highest threshold wins: the fewest alarms for the same score.
+    """
+    values, weights, windows = [], [], []
+    offset = 0
+    for scores, swept in zip(anomaly_scores, sweeps, strict=True):
+        scored = swept.windows != -2
+        values.append(np.asarray(scores, dtype=float)[scored])
+        weights.append(swept.scores[scored])
+        in_file = swept.windows[scored]
+        windows.append(np.where(in_file >= 0, in_file + offset, -1))
+        offset += int(swept.windows.max()) + 1 if (swept.windows >= 0).any() else 0
+    value, weight, window = (np.concatenate(part) for part in (values, weights, windows))
+    window_count = len(np.unique(window[window >= 0]))
+    nothing = -window_count * profile.fn_weight
+    if value.size == 0:
+        return ThresholdChoice(math.inf, nothing)
+    order = np.argsort(-value, kind="stable")
+    value, weight, window = value[order], weight[order], window[order]
+    gain = weight.copy()
+    inside = window >= 0
+    if inside.any():
+        frame = pd.DataFrame({"window": window[inside], "weight": weight[inside]})
+        best = frame.groupby("window").weight.cummax().to_numpy()
+        before = frame.assign(best=best).groupby("window").best.shift(1).to_numpy()
+        gain[inside] = best - np.where(np.isnan(before), -profile.fn_weight, before)
+    total = nothing + np.cumsum(gain)
+    last_of_value = np.append(value[1:] != value[:-1], True)
+    candidates = np.append(nothing, total[last_of_value])
+    thresholds = np.append(np.nextafter(value[0], math.inf), value[last_of_value])
+    pick = int(np.argmax(candidates))
+    return ThresholdChoice(float(thresholds[pick]), float(candidates[pick]))
+
+
+def normalised(raw: float, null: float, windows: int, profile: Profile) -> float:
+    """NAB's normalised score: 0 for the null detector, 100 for a detection at the left
+    edge of every window and no false alarm."""
+    perfect = windows * profile.tp_weight
+    return 100.0 * (raw - null) / (perfect - null)
+
+
+@dataclass(frozen=True)
+class LabelledFile:
+    """One file of a NAB-shaped corpus: its rows and labelled windows."""
+
+    name: str  # "<category>/<file>.csv", the key of the labels
+    timestamps: pd.Series
+    values: np.ndarray
+    windows: list[tuple[str, str]]
+
+
+def read_corpus(root: Path) -> list[LabelledFile]:
+    """The files under `root/data` with their windows from `root/labels`; the labels of
+    files that are absent are ignored (a subset of NAB keeps them)."""
+    labels = root / "labels" / "combined_windows.json"
+    if not labels.is_file():
+        raise SourceError(
+            f"{labels}: NAB's window labels are missing (labels/combined_windows.json)"
+        )
+    windows = json.loads(labels.read_text())
+    files = []
+    for path in sorted((root / "data").glob("*/*.csv")):
+        name = f"{path.parent.name}/{path.name}"
+        if name not in windows:
+            raise SourceError(f"{path}: no entry {name!r} in {labels}")
+        frame = pd.read_csv(path)
+        files.append(
+            LabelledFile(
+                name,
+                pd.to_datetime(frame["timestamp"]),
+                frame["value"].to_numpy(dtype=float),
+                [(str(start), str(end)) for start, end in windows[name]],
+            )
+        )
+    if not files:
+        raise SourceError(f"{root / 'data'}: no <category>/<file>.csv under it")
+    return files

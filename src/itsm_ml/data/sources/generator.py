@@ -37,6 +37,12 @@ texts use words never seen before, and new groups take over part of existing gro
 ``after`` are identical with and without drift. The resolution fields draw after every other
 column, and the close code takes one uniform per ticket whatever its mix, so how tickets are
 resolved can change without moving any other column.
+
+SurgeKnobs (incidents only): `count` bursts of `tickets` extra incidents, each on one service
+within `hours`, as when a CI fails and its users call. A surge's tickets copy one ordinary
+ticket of that service (the same CI, category and words) from different callers; they are
+numbered after the ordinary tickets (INC9...), which stay identical with and without surges.
+`surges(params)` says where they are, for a benchmark to check detections against.
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from itsm_ml.config import ChangeCsvSource, DriftKnobs, GeneratorSource
+from itsm_ml.errors import ConfigError
 
 INCIDENT_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 CHANGE_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -736,7 +743,67 @@ def generate_incidents(params: GeneratorSource) -> pd.DataFrame:
             "state": _text(state.astype(object)),
         }
     )
-    return frame
+    return _with_surges(frame, params) if params.surges.count else frame
+
+
+class Surge(NamedTuple):
+    service: str
+    start: pd.Timestamp
+    end: pd.Timestamp
+    tickets: int
+
+
+def surges(params: GeneratorSource) -> list[Surge]:
+    """Where the surges of `params` are: the k-th starts at share (k + 0.5) / count of the
+    date range, at an hour of the working day, on a service drawn by its own seed."""
+    knobs = params.surges
+    rng = np.random.default_rng([params.seed, 17])
+    start = _seconds(params.start)
+    span = _seconds(params.end) - start - int(knobs.hours * 3600) - 86_400
+    services = list(_SERVICES)
+    out = []
+    for k in range(knobs.count):
+        day = start + int((k + 0.5) / knobs.count * span) // 86_400 * 86_400
+        begins = day + int(rng.integers(8, 17)) * 3600 + int(rng.integers(0, 3600))
+        out.append(
+            Surge(
+                service=services[int(rng.integers(0, len(services)))],
+                start=pd.Timestamp(begins, unit="s"),
+                end=pd.Timestamp(begins + int(knobs.hours * 3600), unit="s"),
+                tickets=knobs.tickets,
+            )
+        )
+    return out
+
+
+def _with_surges(frame: pd.DataFrame, params: GeneratorSource) -> pd.DataFrame:
+    rng = np.random.default_rng([params.seed, 18])
+    opened = pd.to_datetime(frame["opened_at"], format=INCIDENT_DATE_FORMAT)
+    extra = []
+    for surge in surges(params):
+        of_service = np.flatnonzero((frame["business_service"] == surge.service).to_numpy())
+        if not of_service.size:
+            raise ConfigError(
+                f"tickets.source.surges: no generated ticket of service {surge.service!r} to "
+                f"copy into a surge; generate more rows than {params.rows}"
+            )
+        template = frame.iloc[[int(rng.choice(of_service))] * surge.tickets].copy()
+        at = surge.start + pd.to_timedelta(
+            np.sort(rng.uniform(0, (surge.end - surge.start).total_seconds(), surge.tickets)), "s"
+        )
+        shift = at - opened.iloc[template.index[0]]
+        for column in ("opened_at", "resolved_at", "closed_at"):
+            moved = pd.to_datetime(template[column], format=INCIDENT_DATE_FORMAT) + shift
+            template[column] = moved.dt.strftime(INCIDENT_DATE_FORMAT).astype("string")
+        callers = rng.integers(1, _CALLERS + 1, surge.tickets)
+        template["caller_id"] = pd.array([f"Caller {c}" for c in callers], dtype="string")
+        template["opened_by"] = template["caller_id"]
+        extra.append(template)
+    surged = pd.concat(extra, ignore_index=True)
+    surged["number"] = pd.array([f"INC9{i:06d}" for i in range(len(surged))], dtype="string")
+    both = pd.concat([frame, surged], ignore_index=True)
+    times = pd.to_datetime(both["opened_at"], format=INCIDENT_DATE_FORMAT)
+    return both.iloc[np.argsort(times.to_numpy(), kind="stable")].reset_index(drop=True)
 
 
 def _freeze_end(start: Ints, end: Ints) -> Ints:
@@ -762,6 +829,10 @@ def _calendar(years_since_1970: Ints, month: int, day: int) -> Ints:
 
 def generate_changes(params: GeneratorSource) -> pd.DataFrame:
     """A ServiceNow `change_request` export of `params.rows` closed changes, all columns text."""
+    if params.surges.count:
+        raise ConfigError(
+            "changes.source.surges: surges are bursts of incidents; set them on tickets"
+        )
     rng = np.random.default_rng(params.seed + 1_000_003)  # not the incidents' stream
     n = params.rows
     opened = _opened_times(rng, n, params)

@@ -8,16 +8,18 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from itsm_ml.config import DriftKnobs, GeneratorSource
+from itsm_ml.config import DriftKnobs, GeneratorSource, SurgeKnobs
 from itsm_ml.data.sources.generator import (
     CHANGE_DATE_FORMAT,
     GENERATED_CHANGE_MAPPING,
     INCIDENT_DATE_FORMAT,
     generate_changes,
     generate_incidents,
+    surges,
 )
 from itsm_ml.data.sources.generic import change_rows_to_canonical
 from itsm_ml.data.sources.servicenow import table_frame_to_canonical
+from itsm_ml.errors import ConfigError
 from itsm_ml.schemas import UNPARSED_PREFIX
 
 ROWS = 2_000
@@ -454,3 +456,30 @@ def test_tiny_frames_over_a_single_day_are_valid(rows: int) -> None:
     assert len(incidents) == len(changes) == rows
     assert _times(incidents, "opened_at").dt.date.eq(date(2025, 1, 1)).all()
     assert change_rows_to_canonical(changes, GENERATED_CHANGE_MAPPING)["label_failed"].notna().all()
+
+
+def test_surges_add_bursts_of_one_service_and_leave_ordinary_tickets_alone() -> None:
+    knobs = SurgeKnobs(count=4, tickets=15, hours=2.0)
+    params = GeneratorSource(kind="generator", rows=ROWS, seed=3, surges=knobs)
+    with_surges = generate_incidents(params)
+    plain = generate_incidents(_params(seed=3))
+    extra = with_surges[with_surges.number.str.startswith("INC9")]
+    assert len(with_surges) == ROWS + 4 * 15 and len(extra) == 60
+    ordinary = with_surges[~with_surges.number.str.startswith("INC9")].reset_index(drop=True)
+    pd.testing.assert_frame_equal(ordinary, plain)
+    assert _times(with_surges, "opened_at").is_monotonic_increasing
+    where = surges(params)
+    assert where == surges(params) and len({s.start for s in where}) == 4
+    opened = _times(extra, "opened_at")
+    for surge in where:
+        inside = extra[(opened >= surge.start) & (opened <= surge.end)]
+        assert len(inside) == 15
+        assert set(inside.business_service) == {surge.service}
+        assert inside.caller_id.nunique() > 5  # many callers, one fault
+        assert inside.cmdb_ci.nunique() == 1 and inside.short_description.nunique() == 1
+
+
+def test_surges_are_refused_on_changes() -> None:
+    params = GeneratorSource(kind="generator", rows=ROWS, surges=SurgeKnobs(count=1))
+    with pytest.raises(ConfigError, match="surges are bursts of incidents"):
+        generate_changes(params)
