@@ -119,10 +119,6 @@ class StreamingDetector:
             return slice(int(rows[0]), int(rows[-1]) + 1)
         return None
 
-    @property
-    def series(self) -> int:
-        return len(self.series_rows)
-
     def fit(self, history: pd.DataFrame) -> StreamingDetector:
         self.score(history)
         return self
