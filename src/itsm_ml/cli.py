@@ -642,17 +642,31 @@ def watch(
     since: Annotated[
         str | None, typer.Option(help="Only warnings opened at or after this time (ISO 8601).")
     ] = None,
+    write_back: Annotated[
+        bool,
+        typer.Option(
+            "--write-back",
+            help="Open an incident in the ITSM for each warning shown (serving.writeback),"
+            " once per warning however often this runs.",
+        ),
+    ] = False,
     params_path: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Score the incident volume (and the metrics export of params.yaml) over the history and
     show the newest warnings; reports/early_warning/ gets every warning, as the stage writes.
 
-    Exit 0: no warning in the period shown; 3: at least one; 1: error.
+    Exit 0: no warning in the period shown; 3: at least one; 1: error (a warning that could
+    not be written back included).
     """
     from itsm_ml.early_warning.stage import report_folder, watch_history
     from itsm_ml.early_warning.watch import write_watch
 
     params, root = _project(params_path)
+    if write_back and not params.serving.writeback.url:
+        raise typer.BadParameter(
+            "write-back is not configured: set serving.writeback.url in params.yaml",
+            param_hint="--write-back",
+        )
     with console.status("scoring the history, point by point"):
         result = watch_history(params, root)
         summary = write_watch(result, report_folder(root), params.early_warning.plots)
@@ -681,7 +695,35 @@ def watch(
         f"{summary['warnings']} warnings over {summary['series']} series "
         f"({summary['warnings_per_week']} per week); reports/early_warning/"
     )
+    if write_back and shown and not _open_incidents(params, shown):
+        raise typer.Exit(1)
     raise typer.Exit(3 if shown else 0)
+
+
+def _open_incidents(params: Any, warnings: list[dict[str, Any]]) -> bool:
+    """One incident per warning, keyed by the warning's id; False if any failed."""
+    from itsm_ml.early_warning.watch import incident_fields
+    from itsm_ml.serving.writeback import ServiceNowWriter, WriteBackError
+
+    settings = params.serving.writeback
+    failed = 0
+    with ServiceNowWriter.from_env(
+        settings.url,
+        user_env=settings.user_env,
+        password_env=settings.password_env,
+        table=settings.table,
+        timeout=settings.timeout_seconds,
+        max_attempts=settings.max_attempts,
+    ) as writer:
+        for warning in warnings:
+            try:
+                result = writer.create(incident_fields(warning), warning["id"])
+                said = "opened" if result.status == "written" else "already open"
+                out.print(f"{warning['id']}: {settings.table} {result.sys_id} {said}")
+            except WriteBackError as exc:
+                failed += 1
+                console.print(f"[red]{warning['id']}: not written back[/red]: {escape(str(exc))}")
+    return failed == 0
 
 
 def pd_timestamp(text: str) -> Any:

@@ -1,7 +1,8 @@
 """A small in-process ServiceNow Table API for tests of the write-back.
 
-It keeps one table in memory and answers `GET` and `PATCH` of `/api/now/table/<table>/<sys_id>`
-the way ServiceNow does where the write-back depends on it:
+It keeps one table in memory and answers `GET` and `PATCH` of `/api/now/table/<table>/<sys_id>`,
+and `POST` (create) and `GET` with an `x=y` `sysparm_query` of `/api/now/table/<table>`, the
+way ServiceNow does where the write-back depends on it:
 
 - `work_notes` is a journal: each PATCH carrying it appends an entry; reading it gives an
   empty string unless `sysparm_display_value=true`, then the entries newest first, each as
@@ -29,7 +30,7 @@ from types import TracebackType
 from typing import Any, Literal, Self
 from urllib.parse import parse_qsl, urlsplit
 
-_PATH = re.compile(r"/api/now/table/(?P<table>[^/]+)/(?P<sys_id>[^/]+)")
+_PATH = re.compile(r"/api/now/table/(?P<table>[^/]+)(?:/(?P<sys_id>[^/]+))?")
 _JOURNAL_START = datetime(2026, 11, 22, 10, 0, 0)
 
 
@@ -129,6 +130,10 @@ class FakeServiceNow:
             self._records[sys_id] = {"sys_id": sys_id, **fields}
             self._journals[sys_id] = []
 
+    def records(self) -> list[dict[str, str]]:
+        with self._lock:
+            return [dict(row) for row in self._records.values()]
+
     def record(self, sys_id: str) -> dict[str, str]:
         """The stored fields, without the journal."""
         with self._lock:
@@ -202,6 +207,8 @@ class FakeServiceNow:
         if found["table"] != self.table:
             return _error(400, f"Invalid table {found['table']}")
         sys_id = found["sys_id"]
+        if sys_id is None:
+            return self._collection(method, query, raw)
         with self._lock:
             if sys_id not in self._records:
                 return _error(
@@ -225,6 +232,24 @@ class FakeServiceNow:
                     else:
                         self._records[sys_id][name] = str(value)
             return _Answer(200, {"result": self._view(sys_id, query)})
+
+    def _collection(self, method: str, query: dict[str, str], raw: bytes) -> _Answer:
+        with self._lock:
+            if method == "POST":
+                try:
+                    body = json.loads(raw or b"null")
+                except ValueError:
+                    body = None
+                if not isinstance(body, dict):
+                    return _error(400, "Exception while reading request", "Invalid JSON body")
+                sys_id = f"{len(self._records) + 1:032x}"
+                self._records[sys_id] = {"sys_id": sys_id, **{k: str(v) for k, v in body.items()}}
+                self._journals[sys_id] = []
+                return _Answer(201, {"result": self._view(sys_id, query)})
+            name, _, value = query.get("sysparm_query", "").partition("=")
+            matches = [s for s, row in self._records.items() if not name or row.get(name) == value]
+            limit = int(query.get("sysparm_limit", "10000"))
+            return _Answer(200, {"result": [self._view(s, query) for s in matches[:limit]]})
 
     def _view(self, sys_id: str, query: dict[str, str]) -> dict[str, str]:
         display = query.get("sysparm_display_value", "false").lower() == "true"
@@ -262,6 +287,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_PATCH(self) -> None:
         self._handle("PATCH")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

@@ -205,6 +205,29 @@ def watch(
     return Watch(warnings, series_table.reset_index(drop=True), watched, notes)
 
 
+def incident_fields(warning: dict[str, Any]) -> dict[str, str]:
+    """The incident an early warning opens in the ITSM: what, since when, how sure, the
+    evidence and the runbook; the owning group when known (its display value)."""
+    evidence = warning["evidence"][-6:]
+    lines = [
+        f"{warning['series']}: {warning['signal']}, surprise {warning['peak']:.1f} at "
+        f"{warning['peak_at']} (alarm level {warning['threshold']:g}, detector "
+        f"{warning['detector']}).",
+        f"Alarm open from {warning['opened_at']} to {warning['last_at']}.",
+        "Latest points: " + "; ".join(f"{p['timestamp']} {p['value']:g}" for p in evidence),
+    ]
+    if warning["recommended_action"]:
+        lines.append(f"Recommended runbook: {warning['recommended_action']}.")
+    lines.append(f"Raised by itsm-ml early warning {warning['id']}.")
+    fields = {
+        "short_description": warning["short_description"][:160],
+        "description": "\n".join(lines),
+    }
+    if warning["owner_group"]:
+        fields["assignment_group"] = str(warning["owner_group"])
+    return fields
+
+
 def plot_series(points: pd.DataFrame, warnings: list[dict[str, Any]], threshold: float) -> Any:
     """The series, its score and its alarms (shaded from opening to the last crossing)."""
     import matplotlib

@@ -1,4 +1,5 @@
-"""Write a suggestion back onto the ticket in the ITSM (ServiceNow Table API).
+"""Write a suggestion back onto the ticket in the ITSM (ServiceNow Table API), or open a
+record there (`create`: an incident from an early warning, once per key, see its docstring).
 
 One PATCH of `/api/now/table/{table}/{sys_id}` sets the suggested fields and adds a work
 note. Setting a field to an absolute value is idempotent by itself; the note is not:
@@ -190,6 +191,77 @@ class ServiceNowWriter:
                 self._sleep(delay)
                 attempt += 1
 
+    def create(self, fields: Mapping[str, str], key: str) -> WriteResult:
+        """Create a record (an incident from an early warning) at most once per `key`.
+
+        The key goes into `correlation_id`, the field ServiceNow keeps for the id of the
+        system that raised a record: before the first POST, and before a retry after which
+        the POST may have landed, the table is asked for a record with that correlation id,
+        and an existing one is reported as `already_written` instead of a second incident.
+        """
+        _check_request("new", fields, key)
+        body = {**fields, "correlation_id": key, "correlation_display": MARKER_PREFIX}
+        content = list(fields.values())
+        must_check = True
+        attempt = 1
+        while True:
+            try:
+                if must_check:
+                    found = self._find(key, content)
+                    if found is not None:
+                        return WriteResult("already_written", attempt, found)
+                    must_check = False
+                return WriteResult("written", attempt, self._post(body, content))
+            except _TransientError as failure:
+                if attempt >= self.max_attempts:
+                    raise WriteBackError(
+                        f"{self.table} (new record {key}): not created after {attempt} "
+                        f"attempts; last failure: {failure.cause}",
+                        status=failure.status,
+                    ) from failure.__cause__
+                must_check = must_check or failure.landed
+                delay = self._delay(attempt, failure.retry_after)
+                log.warning(
+                    "create in %s (%s): %s; attempt %d of %d, retrying in %.2f s",
+                    self.table,
+                    key,
+                    failure.cause,
+                    attempt,
+                    self.max_attempts,
+                    delay,
+                )
+                self._sleep(delay)
+                attempt += 1
+
+    def _find(self, key: str, content: list[str]) -> str | None:
+        params = {
+            "sysparm_query": f"correlation_id={key}",
+            "sysparm_fields": "sys_id",
+            "sysparm_limit": "1",
+        }
+        response = self._send("GET", None, content, params=params, landed=False)
+        rows = self._result(response, None)
+        return str(rows[0]["sys_id"]) if isinstance(rows, list) and rows else None
+
+    def _post(self, body: dict[str, str], content: list[str]) -> str:
+        params = {"sysparm_fields": "sys_id"}
+        if self.input_display_value:
+            params["sysparm_input_display_value"] = "true"
+        response = self._send("POST", None, content, params=params, json=body, landed=True)
+        created = self._result(response, None)
+        return str(created["sys_id"]) if isinstance(created, dict) else ""
+
+    def _result(self, response: httpx.Response, sys_id: str | None) -> Any:
+        try:
+            return response.json()["result"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise WriteBackError(
+                f"{self.table} {sys_id or '(new record)'}: the ITSM answered with something "
+                f"other than Table API JSON (content-type "
+                f"{response.headers.get('content-type', 'none')!r})",
+                status=response.status_code,
+            ) from exc
+
     def close(self) -> None:
         self._client.close()
 
@@ -235,14 +307,15 @@ class ServiceNowWriter:
     def _send(
         self,
         method: str,
-        sys_id: str,
+        sys_id: str | None,
         content: list[str],
         *,
         params: dict[str, str],
         landed: bool,
         json: dict[str, str] | None = None,
     ) -> httpx.Response:
-        path = f"/api/now/table/{self.table}/{sys_id}"
+        # No sys_id: the table itself (a query, or a record to create).
+        path = f"/api/now/table/{self.table}" + (f"/{sys_id}" if sys_id else "")
         try:
             response = self._client.request(method, path, params=params, json=json)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
@@ -264,7 +337,7 @@ class ServiceNowWriter:
             )
         hint = " (check the ITSM user and password)" if status == 401 else ""
         raise WriteBackError(
-            f"{self.table} {sys_id}: {method} refused with HTTP {status}{hint}: "
+            f"{self.table} {sys_id or '(new record)'}: {method} refused with HTTP {status}{hint}: "
             f"{_reason(response, content)}",
             status=status,
         )

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from itsm_ml.config import EarlyWarningParams, MetricsWatchParams
-from itsm_ml.early_warning.watch import watch, write_watch
+from itsm_ml.early_warning.watch import incident_fields, watch, write_watch
 from itsm_ml.errors import ConfigError
 
 
@@ -141,3 +141,15 @@ def test_an_export_without_the_column_is_watched_for_what_it_has(tmp_path: Path)
 def test_a_frequency_pandas_does_not_know_is_refused() -> None:
     with pytest.raises(ValueError, match="not a pandas frequency"):
         params(volume={"frequency": "hourly"})
+
+
+def test_an_incident_says_what_since_when_how_sure_and_what_to_do() -> None:
+    settings = params(runbooks={"service=Mail": "RB-mail"})
+    warning = next(w for w in watch(settings, tickets()).warnings if w["series"] == "service=Mail")
+    fields = incident_fields(warning)
+    assert fields["short_description"] == warning["short_description"]
+    assert fields["assignment_group"] == "Messaging"
+    assert warning["opened_at"] in fields["description"]
+    assert "Recommended runbook: RB-mail." in fields["description"]
+    assert warning["id"] in fields["description"]
+    assert "assignment_group" not in incident_fields({**warning, "owner_group": None})

@@ -261,3 +261,42 @@ def test_credentials_in_the_url_are_refused() -> None:
     with pytest.raises(ConfigError, match="must not carry credentials") as caught:
         ServiceNowWriter("https://bob:hunter2@example.service-now.com", ("u", "p"))
     assert "hunter2" not in str(caught.value)
+
+
+WARNING_FIELDS = {"short_description": "Early warning: service=VPN", "assignment_group": "Network"}
+
+
+def test_a_record_is_created_once_per_key_even_when_asked_again(
+    snow: FakeServiceNow, sleeps: list[float]
+) -> None:
+    writer = make_writer(snow, sleeps)
+    first = writer.create(WARNING_FIELDS, "EW-0a1b2c3d4e5f")
+    again = make_writer(snow, sleeps).create(WARNING_FIELDS, "EW-0a1b2c3d4e5f")
+    assert (first.status, again.status) == ("written", "already_written")
+    assert again.sys_id == first.sys_id
+    created = snow.record(first.sys_id)
+    assert (
+        created["correlation_id"] == "EW-0a1b2c3d4e5f" and created["assignment_group"] == "Network"
+    )
+    assert snow.count("POST") == 1
+
+
+def test_a_create_that_landed_but_lost_its_answer_is_found_by_the_retry(
+    snow: FakeServiceNow, sleeps: list[float]
+) -> None:
+    snow.fail_next(503, apply=True, method="POST")
+    result = make_writer(snow, sleeps).create(WARNING_FIELDS, "EW-ffff00001111")
+    assert result.status == "already_written" and result.attempts == 2
+    made = [r for r in snow.records() if r.get("correlation_id") == "EW-ffff00001111"]
+    assert len(made) == 1 and snow.count("POST") == 1
+
+
+def test_a_create_refused_by_the_itsm_fails_at_once_naming_the_key(
+    snow: FakeServiceNow, sleeps: list[float]
+) -> None:
+    snow.fail_next(403, method="POST")
+    with pytest.raises(
+        WriteBackError, match=r"incident \(new record\): POST refused with HTTP 403"
+    ):
+        make_writer(snow, sleeps).create(WARNING_FIELDS, "EW-123456789abc")
+    assert sleeps == []
