@@ -60,6 +60,14 @@ class _Answer:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+def _json_object(raw: bytes) -> dict[str, Any] | None:
+    try:
+        body = json.loads(raw or b"null")
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
 def _error(status: int, message: str, detail: str | None = None) -> _Answer:
     return _Answer(status, {"error": {"message": message, "detail": detail}, "status": "failure"})
 
@@ -217,11 +225,8 @@ class FakeServiceNow:
                     "Record doesn't exist or ACL restricts the record retrieval",
                 )
             if method == "PATCH":
-                try:
-                    body = json.loads(raw or b"null")
-                except ValueError:
-                    body = None
-                if not isinstance(body, dict):
+                body = _json_object(raw)
+                if body is None:
                     return _error(400, "Exception while reading request", "Invalid JSON body")
                 for name, value in body.items():
                     if name == "work_notes":
@@ -236,11 +241,8 @@ class FakeServiceNow:
     def _collection(self, method: str, query: dict[str, str], raw: bytes) -> _Answer:
         with self._lock:
             if method == "POST":
-                try:
-                    body = json.loads(raw or b"null")
-                except ValueError:
-                    body = None
-                if not isinstance(body, dict):
+                body = _json_object(raw)
+                if body is None:
                     return _error(400, "Exception while reading request", "Invalid JSON body")
                 sys_id = f"{len(self._records) + 1:032x}"
                 self._records[sys_id] = {"sys_id": sys_id, **{k: str(v) for k, v in body.items()}}

@@ -160,20 +160,32 @@ class ServiceNowWriter:
         body = {**fields, "work_notes": f"{note.rstrip()}\n{marker}"}
         # Ticket content never goes into a message, even when ServiceNow echoes it back.
         content = [note, *fields.values()]
+        return self._at_most_once(
+            sys_id,
+            lambda: sys_id if marker in self._journal(sys_id, content) else None,
+            lambda: self._patch(sys_id, body, content),
+        )
+
+    def _at_most_once(
+        self, target: str, done: Callable[[], str | None], act: Callable[[], str]
+    ) -> WriteResult:
+        """`act` once, retried on transient failures. `done` (the sys_id of what an earlier
+        call already wrote, or None) is asked first, and again after a failure that may have
+        landed, so neither a retry nor a replay writes twice."""
         must_check = True
         attempt = 1
         while True:
             try:
                 if must_check:
-                    if marker in self._journal(sys_id, content):
-                        return WriteResult("already_written", attempt, sys_id)
+                    found = done()
+                    if found is not None:
+                        return WriteResult("already_written", attempt, found)
                     must_check = False
-                self._patch(sys_id, body, content)
-                return WriteResult("written", attempt, sys_id)
+                return WriteResult("written", attempt, act())
             except _TransientError as failure:
                 if attempt >= self.max_attempts:
                     raise WriteBackError(
-                        f"{self.table} {sys_id}: not written after {attempt} attempts; "
+                        f"{self.table} {target}: not written after {attempt} attempts; "
                         f"last failure: {failure.cause}",
                         status=failure.status,
                     ) from failure.__cause__
@@ -182,7 +194,7 @@ class ServiceNowWriter:
                 log.warning(
                     "write-back %s %s: %s; attempt %d of %d, retrying in %.2f s",
                     self.table,
-                    sys_id,
+                    target,
                     failure.cause,
                     attempt,
                     self.max_attempts,
@@ -202,36 +214,11 @@ class ServiceNowWriter:
         _check_request("new", fields, key)
         body = {**fields, "correlation_id": key, "correlation_display": MARKER_PREFIX}
         content = list(fields.values())
-        must_check = True
-        attempt = 1
-        while True:
-            try:
-                if must_check:
-                    found = self._find(key, content)
-                    if found is not None:
-                        return WriteResult("already_written", attempt, found)
-                    must_check = False
-                return WriteResult("written", attempt, self._post(body, content))
-            except _TransientError as failure:
-                if attempt >= self.max_attempts:
-                    raise WriteBackError(
-                        f"{self.table} (new record {key}): not created after {attempt} "
-                        f"attempts; last failure: {failure.cause}",
-                        status=failure.status,
-                    ) from failure.__cause__
-                must_check = must_check or failure.landed
-                delay = self._delay(attempt, failure.retry_after)
-                log.warning(
-                    "create in %s (%s): %s; attempt %d of %d, retrying in %.2f s",
-                    self.table,
-                    key,
-                    failure.cause,
-                    attempt,
-                    self.max_attempts,
-                    delay,
-                )
-                self._sleep(delay)
-                attempt += 1
+        return self._at_most_once(
+            f"(new record {key})",
+            lambda: self._find(key, content),
+            lambda: self._post(body, content),
+        )
 
     def _find(self, key: str, content: list[str]) -> str | None:
         params = {
@@ -286,23 +273,16 @@ class ServiceNowWriter:
         # Journal fields read back empty unless asked for display values.
         params = {"sysparm_fields": "work_notes", "sysparm_display_value": "true"}
         response = self._send("GET", sys_id, content, params=params, landed=False)
-        try:
-            notes = response.json()["result"]["work_notes"]
-        except (ValueError, KeyError, TypeError) as exc:
-            # A sleeping developer instance or an SSO proxy answers 200 with an HTML page.
-            raise WriteBackError(
-                f"{self.table} {sys_id}: the ITSM answered the journal read with something "
-                f"other than Table API JSON (content-type "
-                f"{response.headers.get('content-type', 'none')!r})",
-                status=response.status_code,
-            ) from exc
+        result = self._result(response, sys_id)
+        notes = result.get("work_notes") if isinstance(result, dict) else None
         return notes if isinstance(notes, str) else ""
 
-    def _patch(self, sys_id: str, body: dict[str, str], content: list[str]) -> None:
+    def _patch(self, sys_id: str, body: dict[str, str], content: list[str]) -> str:
         params = {"sysparm_fields": "sys_id"}
         if self.input_display_value:
             params["sysparm_input_display_value"] = "true"
         self._send("PATCH", sys_id, content, params=params, json=body, landed=True)
+        return sys_id
 
     def _send(
         self,

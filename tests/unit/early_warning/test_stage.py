@@ -57,16 +57,22 @@ def test_watch_shows_the_newest_warnings_and_exits_3_when_there_are_any(
     assert bad.exit_code == 2 and "not a time" in bad.output
 
 
+def writing_back(tmp_path: Path, snow: FakeServiceNow, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The project, with write-back to `snow` and its credentials in the environment."""
+    params_path = project(tmp_path)
+    params = yaml.safe_load(params_path.read_text())
+    params["serving"] = {"writeback": {"url": snow.url}}
+    params_path.write_text(yaml.safe_dump(params))
+    monkeypatch.setenv("ITSM_ML_ITSM_USER", snow.user)
+    monkeypatch.setenv("ITSM_ML_ITSM_PASSWORD", snow.password)
+    return params_path
+
+
 def test_watch_opens_one_incident_per_warning_however_often_it_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with FakeServiceNow() as snow:
-        params_path = project(tmp_path)
-        params = yaml.safe_load(params_path.read_text())
-        params["serving"] = {"writeback": {"url": snow.url}}
-        params_path.write_text(yaml.safe_dump(params))
-        monkeypatch.setenv("ITSM_ML_ITSM_USER", snow.user)
-        monkeypatch.setenv("ITSM_ML_ITSM_PASSWORD", snow.password)
+        params_path = writing_back(tmp_path, snow, monkeypatch)
         monkeypatch.setattr(cli.out, "width", 200)
         command = ["watch", "--params", str(params_path), "--write-back"]
         first = runner.invoke(app, command)
@@ -92,12 +98,7 @@ def test_a_warning_the_itsm_refuses_is_named_and_the_exit_is_1(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with FakeServiceNow() as snow:
-        params_path = project(tmp_path)
-        params = yaml.safe_load(params_path.read_text())
-        params["serving"] = {"writeback": {"url": snow.url}}
-        params_path.write_text(yaml.safe_dump(params))
-        monkeypatch.setenv("ITSM_ML_ITSM_USER", snow.user)
-        monkeypatch.setenv("ITSM_ML_ITSM_PASSWORD", snow.password)
+        params_path = writing_back(tmp_path, snow, monkeypatch)
         snow.fail_next(403, method="POST")
         result = runner.invoke(app, ["watch", "--params", str(params_path), "--write-back"])
         assert result.exit_code == 1 and "not written back" in result.output
