@@ -21,13 +21,14 @@ from itsm_ml.config import Params
 from itsm_ml.errors import ConfigError, ItsmMlError
 from itsm_ml.schemas import CHANGES, LABEL_PREFIX, is_label, is_metadata, schema_for
 
-Family = Literal["triage", "change_risk", "knowledge"]
+Family = Literal["triage", "change_risk", "knowledge", "early_warning"]
 # Which code learns from which table: triage classifies tickets at open (text and fields),
 # change risk scores changes before they run (their own metrics, history and conflicts).
 FAMILY_OF_TABLE: dict[str, Family] = {"tickets": "triage", "changes": "change_risk"}
 # A kind that is a family of its own, whatever the table: knowledge retrieval finds the most
 # similar earlier tickets and suggests the resolution they had.
-FAMILY_OF_KIND: dict[str, Family] = {"similarity": "knowledge"}
+# A detector watches incident volume for surges: early warning, judged on labelled windows.
+FAMILY_OF_KIND: dict[str, Family] = {"similarity": "knowledge", "detector": "early_warning"}
 
 
 def family_of(table: str, kind: str) -> Family:
@@ -41,6 +42,9 @@ METRICS: dict[Family, dict[str, bool]] = {
     "triage": {"accuracy": True, "macro_f1": True, "ece": False},
     "change_risk": {"auc": True, "brier": False, "ece": False},
     "knowledge": {"accuracy": True, "macro_f1": True, "ece": False},
+    # NAB's normalised score of the labelled windows (standard, then low-false-positive
+    # profile) at the threshold chosen on validation, and the over-alerting users hate most.
+    "early_warning": {"nab_standard": True, "nab_low_fp": True, "false_alarms_per_day": False},
 }
 # A yes/no label of tickets (SLA breached, reopened) is judged as a risk score is: how well its
 # probability ranks, then how right it is; accuracy alone rewards the majority class.
@@ -71,6 +75,9 @@ INTENDED_USE: dict[Family, str] = {
     " with a risk band, the reasons and the conflicts with other planned work, so that change"
     " managers and the CAB spend review effort where the risk is. It approves or rejects"
     " nothing.",
+    "early_warning": "Watches incident volume per series for surges and opens an early warning"
+    " (with its evidence, owner and runbook) while an outage is starting; its threshold is the"
+    " one that scored best on validation's labelled windows (`{label}`). It fixes nothing.",
     "knowledge": "Shows the agent (or a self-service chat) the most similar earlier tickets with"
     " how they were resolved, and suggests a `{label}` with a calibrated probability (and the"
     " runbook it points to); the suggestion is marked for automatic use only in values whose"
@@ -95,6 +102,13 @@ LIMITS: dict[Family, tuple[str, ...]] = {
         "Similarity scores rank neighbours for one ticket; they are not probabilities and do"
         " not compare across tickets. The suggestion's probability is the calibrated one.",
         "Tickets resolved after its training are not in its index until it is retrained.",
+    ),
+    "early_warning": (
+        "It sees how many incidents arrive, not why: a surge of a planned migration or of a"
+        " mass e-mail alarms like an outage does.",
+        "It is judged on the windows the desk labelled (incidents attached to one parent);"
+        " outages the desk never linked count as false alarms against it.",
+        "A series needs about four weeks of history before it is judged at all.",
     ),
 }
 
@@ -234,10 +248,10 @@ def catalog(params: Params) -> Catalog:
     for name, spec in params.models.items():
         label = spec.label if spec.label.startswith(LABEL_PREFIX) else LABEL_PREFIX + spec.label
         family = family_of(spec.table, spec.kind)
-        if family == "knowledge" and spec.table != "tickets":
+        if family in ("knowledge", "early_warning") and spec.table != "tickets":
             raise ConfigError(
-                f"models.{name}.kind: 'similarity' on the {spec.table} table; expected the"
-                " tickets table (similar tickets and what resolved them)"
+                f"models.{name}.kind: {spec.kind!r} on the {spec.table} table; expected the"
+                " tickets table"
             )
         if family == "change_risk" and spec.kind != "binary":
             raise ConfigError(
@@ -389,7 +403,8 @@ def nothing_to_learn(entry: CatalogEntry, frame: pd.DataFrame) -> str | None:
     known = frame[entry.label].dropna()
     if known.empty:
         return f"`{entry.label}` is empty in the training split ({where})"
-    if known.astype(str).nunique() < 2:
+    # A detector's label links the incidents of one outage: one outage is enough to judge by.
+    if entry.family != "early_warning" and known.astype(str).nunique() < 2:
         return f"`{entry.label}` has one value only in the training split ({known.iloc[0]!r})"
     return None
 

@@ -616,7 +616,17 @@ def _watch_row(found: Any) -> list[str]:
         return [found.model, "none", "", "", found.status, "nothing serves, nothing to watch", ""]
     colour = {"alert": "red", "drift": "yellow", "fine": "green"}.get(found.status, "white")
     why = ", ".join(latest["drifted_features"][:3])
-    check = latest["performance_check"]
+    check = latest.get("performance_check")
+    if check is None:  # a detector: over-alerting is its performance
+        return [
+            found.model,
+            f"v{found.version}",
+            latest["window"],
+            str(latest["rows"]),
+            f"[{colour}]{found.status}[/{colour}]",
+            why or "-",
+            latest["headline"],
+        ]
     if check["drifted"]:
         why = ", ".join(filter(None, [why, f"{check['metric']} below its promise"]))
     performance = f"estimated {latest['performance']['estimated']:.3f}"
@@ -891,7 +901,9 @@ def token_create(
     name: Annotated[str, typer.Option(help="Who or what uses it, e.g. 'servicenow prod'.")],
     scope: Annotated[
         list[str],
-        typer.Option(help="score:tickets, score:changes, models:read or admin; repeatable."),
+        typer.Option(
+            help="score:tickets, score:changes, score:metrics, models:read or admin; repeatable."
+        ),
     ],
     params_path: ParamsOption = Path("params.yaml"),
 ) -> None:

@@ -518,9 +518,11 @@ class ModelSpec(_Strict):
     table: Literal["tickets", "changes"] = Field(
         description="The canonical table the model learns from and scores."
     )
-    kind: Literal["multiclass", "binary", "similarity"] = Field(
+    kind: Literal["multiclass", "binary", "similarity", "detector"] = Field(
         description="What it predicts: one of many classes, yes/no, or (tickets only) the"
-        " most similar earlier tickets and the resolution they suggest for `label`."
+        " most similar earlier tickets and the resolution they suggest for `label`, or"
+        " surges of incident volume (`detector`: `label` links the incidents of one outage,"
+        " such as parent_incident; settings under `early_warning.volume`)."
     )
     label: str = Field(
         min_length=1,
@@ -982,16 +984,17 @@ class VolumeWatchParams(_Strict):
     )
     detector: DetectorName = "volume"
 
-    @field_validator("frequency")
-    @classmethod
-    def _frequency(cls, value: str) -> str:
-        from pandas.tseries.frequencies import to_offset
+    _frequency = field_validator("frequency")(classmethod(lambda cls, v: _pandas_frequency(v)))
 
-        try:
-            to_offset(value)
-        except ValueError as exc:
-            raise ValueError(f"{value!r} is not a pandas frequency (e.g. 1h, 15min, 1D)") from exc
-        return value
+
+def _pandas_frequency(value: str) -> str:
+    from pandas.tseries.frequencies import to_offset
+
+    try:
+        to_offset(value)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a pandas frequency (e.g. 1h, 15min, 1D)") from exc
+    return value
 
 
 class MetricsWatchParams(_Strict):
@@ -1026,6 +1029,21 @@ class EarlyWarningParams(_Strict):
         " the last 3 hours') -> the runbook recommended; the first match in that order.",
     )
     plots: int = Field(12, ge=0, le=200, description="Series with the most alarms drawn.")
+    outage_min_tickets: PositiveInt = Field(
+        3,
+        description="A detector model's labelled windows: incidents of one value of its"
+        " label (a parent incident) on one series, at least this many, span one window.",
+    )
+    false_alarms_per_day: float = Field(
+        1.0,
+        gt=0,
+        description="Over-alerting budget of a detector model: alarms outside every labelled"
+        " window per day, over all its series; a period above it is flagged, and"
+        " `drift.persistence` flagged periods in a row alert (and block its promotion).",
+    )
+    monitor_period: str = Field("7D", description="Period a detector model is monitored by.")
+
+    _period = field_validator("monitor_period")(classmethod(lambda cls, v: _pandas_frequency(v)))
 
 
 class Params(_Strict):

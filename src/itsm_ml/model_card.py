@@ -356,3 +356,66 @@ def render_similarity_card(
             "",
         ]
     )
+
+
+def render_detector_card(
+    *,
+    registered_model: str,
+    label: str,
+    data: dict[str, Any],
+    model: dict[str, Any],
+    metrics: dict[str, Any],
+    baselines: dict[str, dict[str, Any]],
+    intended_use: str,
+    owner: str | None,
+    limits: list[str],
+) -> str:
+    """The card of an incident-volume detector (kind `detector`)."""
+
+    def row(name: str, m: dict[str, Any]) -> str:
+        return (
+            f"| {name} | {_number(m['nab_standard'], 1)} | {_number(m['nab_low_fp'], 1)} |"
+            f" {m['detected_windows']} of {m['windows']} | {_number(m['median_delay_hours'], 1)}"
+            f" | {_number(m['false_alarms_per_day'], 3)} |"
+        )
+
+    return "\n".join(
+        [
+            f"# Model card: {registered_model}",
+            "",
+            f"Watches incident volume ({', '.join(model['by'])}, per {model['frequency']}) with"
+            f" the `{model['method']}` detector and raises an alarm from score"
+            f" {model['threshold']:.3f} ({model['threshold_basis']}). Registered in MLflow with"
+            " every series' recent past inside the artifact, so the served version scores the"
+            " next points where training stopped; alias `challenger`, the promotion gate"
+            " decides `champion`.",
+            "",
+            *_intended_use(intended_use, owner),
+            "## Data",
+            "",
+            f"- Source: {data['source']}",
+            f"- Split: train {data['train_rows']:,} tickets (warms the detector), validation"
+            f" {data['valid_rows']:,} (threshold chosen), test {data['test_rows']:,} (judged).",
+            f"- Series watched: {data['series']} (values with at least {model['min_tickets']}"
+            " tickets).",
+            f"- Labelled windows: incidents sharing a `{label}` on one series, at least"
+            f" {model['outage_min_tickets']}, from the first to the last.",
+            "",
+            "## Quality on the test split",
+            "",
+            "NAB's normalised score (0: never alarming, 100: every window at its first point and"
+            " no false alarm) at the threshold chosen on validation; a false alarm is an alarm"
+            " episode opened outside every labelled window.",
+            "",
+            "| detector | NAB standard | NAB low-FP | windows found | median delay (h) |"
+            " false alarms per day |",
+            "|---|---|---|---|---|---|",
+            row("this model", metrics),
+            *[row(f"baseline: {name}", m) for name, m in baselines.items()],
+            "",
+            "## Known limits",
+            "",
+            *[f"- {limit}" for limit in limits],
+            "",
+        ]
+    )

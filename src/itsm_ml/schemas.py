@@ -140,6 +140,13 @@ _TICKET_COLUMNS = (
     Column("label_problem_id", STRING, "Problem record the ticket was linked to.", reference=True),
     Column("label_rfc", STRING, "Change request (RFC) linked to the ticket.", reference=True),
     Column(
+        "label_parent_incident",
+        STRING,
+        "Parent (major) incident the ticket was attached to: the incidents of one outage share"
+        " it, and mark the windows an early-warning detector is judged on.",
+        reference=True,
+    ),
+    Column(
         "label_duplicate_of",
         STRING,
         "Id of the earlier ticket this one duplicates.",

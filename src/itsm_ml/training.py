@@ -44,6 +44,10 @@ def _family(family: Family) -> FamilyStages:
         from itsm_ml.knowledge import stage as knowledge_stage
 
         return knowledge_stage
+    if family == "early_warning":
+        from itsm_ml.early_warning import training as early_warning_stage
+
+        return early_warning_stage
     from itsm_ml.triage import stage as triage_stage
 
     return triage_stage
@@ -57,9 +61,13 @@ def train(params: Params, name: str, root: Path) -> StageResult | Skipped:
     layout = ModelLayout(root, entry.name)
     rows = io.read_table(Layout(root, entry.table).split("train"))
     reason = nothing_to_learn(entry, rows)
+    if reason is None and entry.family == "early_warning":
+        from itsm_ml.early_warning.training import nothing_to_judge
+
+        reason = nothing_to_judge(params, entry, root)
     if reason is not None:
         undeclared = [f for f in labels_found(entry.table, rows, known) if f.model is None]
-        if undeclared:
+        if undeclared and entry.family != "early_warning":
             lines = "; ".join(f.declaration(entry.table).strip() for f in undeclared)
             reason += f". Labels of this export without a model, to add under `models:`: {lines}"
         skipped = Skipped(entry.name, reason)

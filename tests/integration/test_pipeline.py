@@ -18,7 +18,7 @@ from tests.state import last_good_state
 ROOT = Path(__file__).parents[2]
 pytestmark = pytest.mark.slow
 TARGETS = ("routing", "category", "priority")
-MODELS = (*TARGETS, "ticket-similarity", "change-risk")
+MODELS = (*TARGETS, "ticket-similarity", "incident-surges", "change-risk")
 
 
 def dvc(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -212,6 +212,58 @@ def test_change_risk_is_evaluated_and_registered_as_challenger(project: Path) ->
         "overlaps CHG2 on ci db-prd-01 (Sat 2026-01-17 22:30 to Sun 2026-01-18 00:30)" in conflicts
     )
     assert "starts outside business hours" in conflicts
+
+
+def test_the_surge_detector_is_judged_by_nab_and_registered_with_its_state(
+    project: Path,
+) -> None:
+    import mlflow
+
+    out = project / "reports/models/incident-surges"
+    metrics = yaml.safe_load((out / "evaluation/metrics.json").read_text())
+    assert metrics["windows"] >= 1 and 0 <= metrics["detected_windows"] <= metrics["windows"]
+    assert metrics["nab_standard"] <= 100 and metrics["false_alarms_per_day"] >= 0
+    assert {"seasonal", "surprise"} == set(metrics["baselines"])
+    headline = yaml.safe_load((out / "metrics.json").read_text())
+    assert headline["nab_standard"] == metrics["nab_standard"]
+    card = (project / "reports/model_cards/incident-surges.md").read_text()
+    assert "| baseline: seasonal |" in card and "false alarms per day" in card
+    assert any(p.read_bytes()[:4] == b"\x89PNG" for p in (out / "evaluation").glob("*.png"))
+    # Over-alerting, period by period, is on the version where the gate reads it.
+    drift = yaml.safe_load((project / "reports/drift/incident-surges/metrics.json").read_text())
+    assert drift["performance_metric"] == "false alarms per day" and drift["windows"] >= 1
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project}/mlflow.db")
+    version = client.get_model_version_by_alias("itsm-incident-surges", "challenger")
+    assert version.tags["drift.performance_metric"] == "false alarms per day"
+    decision = json.loads((project / "reports/promotion/incident-surges.json").read_text())
+    compared = next(c for c in decision["checks"] if "labelled period" in c["name"])
+    assert set(compared["figures"]["challenger"]) == {
+        "nab_standard",
+        "nab_low_fp",
+        "false_alarms_per_day",
+    }
+    # A fresh process loads the registered detector and scores the points after its
+    # training from the state it was registered with; an earlier point is refused.
+    script = (
+        "import mlflow, pandas as pd\n"
+        "model = mlflow.pyfunc.load_model('models:/itsm-incident-surges@challenger')\n"
+        "detector = model.unwrap_python_model().model\n"
+        "later = detector.last_seen_ + pd.Timedelta(hours=1)\n"
+        "series = detector.series_[0]\n"
+        "answer = model.predict(pd.DataFrame({'series': [series] * 2,\n"
+        "    'timestamp': [later, later + pd.Timedelta(hours=1)], 'value': [0.0, 40.0]}))\n"
+        "print(sorted(answer.columns), answer.alarm.tolist())\n"
+        "try:\n"
+        "    model.predict(pd.DataFrame({'series': [series], 'timestamp': [later],\n"
+        "        'value': [1.0]}))\n"
+        "except Exception as exc:\n"
+        "    print('refused:', exc)\n"
+    )
+    result = run_python(project, script)
+    assert result.returncode == 0, result.stderr[-2000:]
+    columns, refused = result.stdout.splitlines()[-2:]
+    assert columns == "['alarm', 'basis', 'score', 'series', 'timestamp', 'value'] [False, True]"
+    assert refused.startswith("refused:") and "earlier than the last point" in refused
 
 
 def test_drift_of_every_registered_model_is_reported_and_logged(project: Path) -> None:
@@ -479,6 +531,14 @@ def test_monitor_watches_each_champion_and_exits_3_when_labels_move(project: Pat
     assert version.tags["monitor.status"] == "alert"
     missing = cli(project, "monitor", "routing", "--tickets", "nowhere.parquet")
     assert missing.returncode == 1 and "nowhere.parquet" in missing.stderr
+    # A detector's champion is watched for over-alerting after its training, period by period.
+    challenger = client.get_model_version_by_alias("itsm-incident-surges", "challenger")
+    client.set_registered_model_alias("itsm-incident-surges", "champion", challenger.version)
+    surges = cli(project, "monitor", "incident-surges")
+    assert surges.returncode in (0, 3), surges.stdout + surges.stderr
+    assert "false alarms per day" in surges.stdout and "budget 1" in surges.stdout
+    report = json.loads((project / "reports/monitor/incident-surges.json").read_text())
+    assert 1 <= len(report["windows"]) <= 2
 
 
 def test_a_reset_tracking_store_is_filled_again_by_the_next_run(project: Path) -> None:

@@ -24,7 +24,22 @@ def params(models: dict[str, object] | None = None, **extra: object) -> Params:
 
 def test_the_project_catalog_names_every_model_with_its_table_and_label() -> None:
     found = catalog(load_params(ROOT / "params.yaml"))
-    assert found.names == ["routing", "category", "priority", "ticket-similarity", "change-risk"]
+    assert found.names == [
+        "routing",
+        "category",
+        "priority",
+        "ticket-similarity",
+        "incident-surges",
+        "change-risk",
+    ]
+    surges = found.get("incident-surges")
+    assert (surges.table, surges.label, surges.family, surges.metric) == (
+        "tickets",
+        "label_parent_incident",
+        "early_warning",
+        "nab_standard",
+    )
+    assert list(surges.metrics) == ["nab_standard", "nab_low_fp", "false_alarms_per_day"]
     similar = found.get("ticket-similarity")
     assert (similar.table, similar.kind, similar.family, similar.metric) == (
         "tickets",
@@ -105,6 +120,14 @@ def test_keep_at_open_is_the_column_named_like_the_label_when_present() -> None:
         (
             {"x": {"table": "changes", "kind": "similarity", "label": "failed"}},
             r"models\.x\.kind: 'similarity' on the changes table; expected the tickets table",
+        ),
+        (
+            {"x": {"table": "changes", "kind": "detector", "label": "failed"}},
+            r"models\.x\.kind: 'detector' on the changes table; expected the tickets table",
+        ),
+        (
+            {"x": {"table": "tickets", "kind": "detector", "label": "p", "metric": "ece"}},
+            r"models\.x\.metric: 'ece'; expected one of nab_standard, nab_low_fp for a model",
         ),
         (
             {"x": {"table": "tickets", "kind": "similarity", "label": "f", "metric": "ece"}},
@@ -261,6 +284,10 @@ def test_what_makes_a_label_unlearnable() -> None:
     single = pd.DataFrame({"label_x": ["a", "a", None]})
     assert "one value only" in str(nothing_to_learn(entry, single))
     assert nothing_to_learn(entry, pd.DataFrame({"label_x": ["a", "b"]})) is None
+    # A detector's label links the incidents of one outage: one outage is enough.
+    detector = catalog(params({"d": {"table": "tickets", "kind": "detector", "label": "x"}}))
+    assert nothing_to_learn(detector.get("d"), single) is None
+    assert "is empty in the training split" in str(nothing_to_learn(detector.get("d"), empty))
 
 
 def test_a_binary_model_of_a_label_with_more_values_is_a_declaration_error() -> None:

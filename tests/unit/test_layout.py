@@ -12,6 +12,7 @@ FLOW = {
     "tracking": 2,
     "triage": 3,
     "change_risk": 3,
+    "early_warning": 3,
     "monitoring": 4,
     "promotion": 5,
     "serving": 6,

@@ -80,3 +80,54 @@ def test_a_model_without_its_label_in_this_export_is_skipped_saying_why(project:
     assert json.loads(layout.metrics.read_text())["skipped"] is True
     assert "Not trained" in layout.card.read_text()
     assert json.loads(layout.registered.read_text())["skipped"] is True
+
+
+def detector_project(root: Path, surges: dict[str, object]) -> Params:
+    declared = parse_params(
+        {
+            "tickets": {"source": {**GENERATOR, "surges": surges}},
+            "changes": {"source": GENERATOR},
+            "models": {
+                "surges": {"table": "tickets", "kind": "detector", "label": "parent_incident"}
+            },
+        }
+    )
+    tickets = load_table("tickets", declared.tickets.source)
+    split = time_split(tickets, "opened_at", 0.2, 0.2)
+    for part in ("train", "valid", "test"):
+        io.write_table(getattr(split, part), Layout(root, "tickets").split(part))
+    return declared
+
+
+def test_a_detector_is_judged_by_nab_on_test_and_registered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    declared = detector_project(tmp_path, {"count": 20, "tickets": 12, "hours": 3})
+    trained = train(declared, "surges", tmp_path)
+    assert trained.figures["method"] == "volume" and trained.figures["series"] >= 2
+    outcome = evaluate(declared, "surges", tmp_path)
+    assert outcome.figures["registered"] == "itsm-surges v1"
+    assert outcome.figures["windows"] >= 1
+    assert (
+        outcome.figures["nab_standard"]
+        == json.loads(ModelLayout(tmp_path, "surges").metrics.read_text())["nab_standard"]
+    )
+    card = ModelLayout(tmp_path, "surges").card.read_text()
+    assert "sharing a `parent_incident`" in card and "| baseline: seasonal |" in card
+
+
+def test_a_detector_without_labelled_windows_to_judge_by_is_skipped_saying_why(
+    tmp_path: Path, project: Path
+) -> None:
+    # One surge, in the middle of the year: the test split has no outage to judge by.
+    surged = tmp_path / "surged"
+    declared = detector_project(surged, {"count": 1, "tickets": 12, "hours": 3})
+    skipped = train(declared, "surges", surged)
+    assert isinstance(skipped, Skipped)
+    assert skipped.reason.startswith("no labelled window in the test split to judge it by")
+    assert "`parent_incident`" in skipped.reason and "outage_min_tickets" in skipped.reason
+    # An export without the link at all (no surges, no parent incidents): skipped as well.
+    unlinked = train(declared, "surges", project)
+    assert isinstance(unlinked, Skipped)
+    assert "has no `label_parent_incident` column" in unlinked.reason

@@ -77,8 +77,15 @@ class Sweep:
     windows: np.ndarray
 
 
-def sweep(timestamps: pd.Series, windows: list[tuple[str, str]], profile: Profile) -> Sweep:
-    """What a detection on each row is worth under `profile` (NAB's `calcSweepScore`)."""
+def sweep(
+    timestamps: pd.Series,
+    windows: list[tuple[str, str]] | list[tuple[pd.Timestamp, pd.Timestamp]],
+    profile: Profile,
+    *,
+    probation: bool = True,
+) -> Sweep:
+    """What a detection on each row is worth under `profile` (NAB's `calcSweepScore`).
+    `probation` False scores every row: a detector warmed on earlier history needs none."""
     times = pd.to_datetime(pd.Series(timestamps)).to_numpy()
     rows = len(times)
     index = np.arange(rows)
@@ -107,7 +114,8 @@ def sweep(timestamps: pd.Series, windows: list[tuple[str, str]], profile: Profil
     )
     outside = scaled_sigmoid(past) * profile.fp_weight
     scores = np.where(inside, in_window, outside)
-    window_of[index < probation_rows(rows)] = -2
+    if probation:
+        window_of[index < probation_rows(rows)] = -2
     return Sweep(scores, window_of)
 
 

@@ -11,6 +11,7 @@ twice, a watch repeated) is the same warning: an integration can create a ticket
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -228,8 +229,14 @@ def incident_fields(warning: dict[str, Any]) -> dict[str, str]:
     return fields
 
 
-def plot_series(points: pd.DataFrame, warnings: list[dict[str, Any]], threshold: float) -> Any:
-    """The series, its score and its alarms (shaded from opening to the last crossing)."""
+def plot_series(
+    points: pd.DataFrame,
+    warnings: list[dict[str, Any]],
+    threshold: float,
+    labelled: Sequence[tuple[pd.Timestamp, pd.Timestamp]] = (),
+) -> Any:
+    """The series, its score and its alarms (shaded red from opening to the last crossing);
+    `labelled` windows, when judged against them, shaded green underneath."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -244,6 +251,9 @@ def plot_series(points: pd.DataFrame, warnings: list[dict[str, Any]], threshold:
     bottom.set_ylabel("surprise")
     # An alarm of an hour on a year-long axis would be thinner than a pixel.
     visible = (points.timestamp.max() - points.timestamp.min()) / 250
+    for start, end in labelled:
+        for axis in (top, bottom):
+            axis.axvspan(start, max(end, start + visible), color="#27ae60", alpha=0.25)
     for warning in warnings:
         start, end = pd.Timestamp(warning["opened_at"]), pd.Timestamp(warning["last_at"])
         for axis in (top, bottom):

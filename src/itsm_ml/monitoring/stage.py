@@ -252,7 +252,7 @@ def drift(params: Params, item: str, root: Path) -> Any:
     import joblib
 
     from itsm_ml.monitoring.drift import ReferenceProfile, persistent_alerts
-    from itsm_ml.monitoring.report import render_html, timeline_figure
+    from itsm_ml.monitoring.report import timeline_figure
 
     target = monitored(params, item, root)
     model = joblib.load(target.model_path)
@@ -264,6 +264,10 @@ def drift(params: Params, item: str, root: Path) -> Any:
         with io.atomic_path(profile_path(root, item)) as tmp:
             joblib.dump(model, tmp)
         return model
+    if target.family == "early_warning":
+        from itsm_ml.monitoring import detector as detector_monitoring
+
+        return detector_monitoring.drift(params, item, root, model)
     layout = Layout(root, target.table)
     parts = layout.read_splits()
     test = parts["test"].reset_index(drop=True)
@@ -323,22 +327,10 @@ def drift(params: Params, item: str, root: Path) -> Any:
         "estimate_mean_abs_error": float(errors.mean()) if len(errors.dropna()) else float("nan"),
     }
 
-    out = drift_folder(root, item)
-    io.write_json({"summary": summary, "windows": reports}, out / "drift.json")
-    io.write_json(summary, out / "metrics.json")
     figure = timeline_figure(
         reports, performance, f"{summary['model']} v{summary['version']}: drift per window"
     )
-    io.write_text(
-        render_html(summary["model"], str(summary["version"]), summary, reports, timeline=figure),
-        out / "drift.html",
-    )
-    io.save_figure(figure, out / "timeline.png")
-    profiles_file = profile_path(root, item)
-    with io.atomic_path(profiles_file) as tmp:
-        joblib.dump(profiles, tmp)
-    if run_id is not None:
-        _log_to_registry({**registered, "run_id": run_id}, summary, out, profiles_file)
+    write_drift(root, item, summary, reports, figure, profiles, {**registered, "run_id": run_id})
     return StageResult(
         f"{summary['model']} v{summary['version']}: {summary['drifted_windows']} of"
         f" {summary['windows']} windows drifted, {summary['alert_windows']} alerts;"
@@ -346,6 +338,37 @@ def drift(params: Params, item: str, root: Path) -> Any:
         f" {summary['estimate_mean_abs_error']:.3f} on average",
         summary,
     )
+
+
+def write_drift(
+    root: Path,
+    item: str,
+    summary: dict[str, Any],
+    reports: list[dict[str, Any]],
+    figure: Any,
+    reference: Any,
+    registered: dict[str, Any],
+) -> None:
+    """The drift stage's outputs (drift.json, metrics.json, the page, the timeline, the
+    reference `itsm-ml monitor` reads), logged to the version when one was registered
+    (`registered["run_id"]` not None)."""
+    import joblib
+
+    from itsm_ml.monitoring.report import render_html
+
+    out = drift_folder(root, item)
+    io.write_json({"summary": summary, "windows": reports}, out / "drift.json")
+    io.write_json(summary, out / "metrics.json")
+    io.write_text(
+        render_html(summary["model"], str(summary["version"]), summary, reports, timeline=figure),
+        out / "drift.html",
+    )
+    io.save_figure(figure, out / "timeline.png")
+    reference_file = profile_path(root, item)
+    with io.atomic_path(reference_file) as tmp:
+        joblib.dump(reference, tmp)
+    if registered.get("run_id") is not None:
+        _log_to_registry(registered, summary, out, reference_file)
 
 
 def _registered(path: Path) -> dict[str, Any]:

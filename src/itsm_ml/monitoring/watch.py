@@ -87,10 +87,13 @@ def watch(params: Params, item: str, root: Path, current: pd.DataFrame) -> Watch
     if current.empty:
         raise ItsmMlError(f"no current {target.table} to watch for {name}")
     version = str(champion.version)
-    profiles = _champion_profiles(champion, item, name)
     model = mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model().model
-    windows = latest_windows(current, params, params.drift.persistence)
-    reports = judge_windows(target, model, profiles, windows, current, params)
+    if target.family == "early_warning":
+        reports = _detector_periods(model, params, current, name, version)
+    else:
+        profiles = _champion_profiles(champion, item, name)
+        windows = latest_windows(current, params, params.drift.persistence)
+        reports = judge_windows(target, model, profiles, windows, current, params)
     latest = reports[-1]
     status = (
         ALERT
@@ -104,6 +107,23 @@ def watch(params: Params, item: str, root: Path, current: pd.DataFrame) -> Watch
     found = Watch(item, name, version, status, reports)
     _record(root, client, found, version, params)
     return found
+
+
+def _detector_periods(
+    model: Any, params: Params, current: pd.DataFrame, name: str, version: str
+) -> list[dict[str, Any]]:
+    """A detector's champion over the current tickets after its training: over-alerting and
+    volume per monitoring period, the newest `drift.persistence` of them."""
+    from itsm_ml.monitoring.detector import periods
+
+    timed = current[current["opened_at"].notna()].sort_values("opened_at", kind="stable")
+    reports, _ = periods(model, params, timed)
+    if not reports:
+        raise ItsmMlError(
+            f"{name} v{version}: no ticket of its series after its training (last point"
+            f" {model.last_seen_}) to watch; pass newer tickets with --tickets"
+        )
+    return reports[-params.drift.persistence :]
 
 
 def _champion_profiles(champion: Any, item: str, name: str) -> dict[str, Any]:

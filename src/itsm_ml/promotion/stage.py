@@ -276,13 +276,47 @@ def _promote(
     champion = registry.version_by_alias(client, name, CHAMPION)
     if champion is not None and champion.version == challenger.version:
         raise NothingToPromote(f"{name} v{challenger.version} already is the champion")
+    # Lineage and validation were tagged on the training run, drift on the version itself.
+    tags = {**client.get_run(challenger.run_id).data.tags, **challenger.tags}
+    checks: list[Check] = [validation_check(tags)]
+    suggest_only: tuple[str, ...] = ()
+    if entry.family == "early_warning":
+        checks.append(_detector_comparison(params, entry, root, window, challenger, champion))
+    else:
+        comparison, suggest_only = _judged_on_window(
+            params, entry, target, root, window, challenger, champion
+        )
+        checks.extend(comparison)
+    checks.append(performance_check(tags))
+    checks.append(drift_check(tags, blocking=params.promotion.block_on_data_drift))
+    decision = Decision(
+        name,
+        str(challenger.version),
+        str(champion.version) if champion else None,
+        tuple(checks),
+        suggest_only,
+        forced_reason=reason,
+    )
+    return _record(client, root, entry, decision)
+
+
+def _judged_on_window(
+    params: Params,
+    entry: CatalogEntry,
+    target: Any,
+    root: Path,
+    window: Path | None,
+    challenger: Any,
+    champion: Any,
+) -> tuple[list[Check], tuple[str, ...]]:
+    """The challenger against the champion (or the best simple baseline) on the labelled
+    window, and, for a model acting alone, its per-class precision there."""
+    name = entry.registered_model
     frame = _window(target, root, window)
     truth = frame[target.label]
     answer = _answer(f"models:/{name}/{challenger.version}", frame)
     measured = window_metrics(entry.family, answer, truth, entry.kind)
-    # Lineage and validation were tagged on the training run, drift on the version itself.
-    tags = {**client.get_run(challenger.run_id).data.tags, **challenger.tags}
-    checks: list[Check] = [validation_check(tags)]
+    checks: list[Check] = []
     if champion is not None:
         previous = _answer(f"models:/{name}/{champion.version}", frame)
         reference = window_metrics(entry.family, previous, truth, entry.kind)
@@ -315,38 +349,101 @@ def _promote(
             answer, truth, params.triage.target_precision, params.promotion.min_routed, automatic
         )
         checks.append(check)
-    checks.append(performance_check(tags))
-    checks.append(drift_check(tags, blocking=params.promotion.block_on_data_drift))
-    decision = Decision(
-        name,
-        str(challenger.version),
-        str(champion.version) if champion else None,
-        tuple(checks),
-        suggest_only,
-        forced_reason=reason,
+    return checks, suggest_only
+
+
+def _detector_comparison(
+    params: Params,
+    entry: CatalogEntry,
+    root: Path,
+    window: Path | None,
+    challenger: Any,
+    champion: Any,
+) -> Check:
+    """A detector scores the period's incident volume from where its training stopped and is
+    judged by NAB on the period's labelled windows; a first version against the seasonal
+    baseline warmed on the same training split."""
+    from itsm_ml.early_warning.model import judge_model
+    from itsm_ml.early_warning.training import build_model
+
+    name = entry.registered_model
+    parts = Layout(root, entry.table).read_splits()
+    if window is None:
+        frame, where = parts["test"], "the test split"
+    elif window.suffix == ".parquet":
+        frame, where = pd.read_parquet(window), str(window)
+    else:
+        raise ItsmMlError(f"{window}: give the period as a canonical tickets .parquet table")
+    frame = frame[frame["opened_at"].notna()].sort_values("opened_at", kind="stable")
+
+    def figures(model: Any) -> dict[str, float]:
+        verdict, _ = judge_model(model, frame)
+        if not verdict.windows:
+            raise ItsmMlError(
+                f"{where}: no labelled window (at least {model.outage_min_tickets} incidents"
+                f" sharing a `{entry.label}` on one series) to judge {name} by"
+            )
+        return {k: float(v) for k, v in verdict.metrics().items() if k in entry.metrics}
+
+    measured = figures(_detector(f"models:/{name}/{challenger.version}"))
+    if champion is not None:
+        reference = figures(_detector(f"models:/{name}/{champion.version}"))
+        against, check_name = (
+            f"of champion v{champion.version}",
+            f"beats champion v{champion.version} on the latest labelled period",
+        )
+    else:
+        baseline = build_model(params, entry, "seasonal").fit(parts["train"], parts["valid"])
+        # On the primary metric only, as for every first version: a baseline that never
+        # alarms has no false alarm to lose. Over-alerting is held to its budget by drift.
+        reference = {entry.metric: figures(baseline)[entry.metric]}
+        against, check_name = (
+            "of the seasonal baseline",
+            "beats the seasonal baseline on the latest labelled period",
+        )
+    return compare(
+        entry.metrics, measured, reference, against, params.promotion, check_name=check_name
+    )
+
+
+def _detector(uri: str) -> Any:
+    """A registered detector with the state it was registered with."""
+    import mlflow
+
+    return mlflow.pyfunc.load_model(uri).unwrap_python_model().model
+
+
+def _record(client: Any, root: Path, entry: CatalogEntry, decision: Decision) -> Decision:
+    """Ledger the decision, tag the version, move `champion` when it passed (or was forced)."""
+    from itsm_ml.tracking.registry import CHAMPION
+
+    name, challenger, suggest_only = (
+        entry.registered_model,
+        decision.challenger,
+        decision.suggest_only,
     )
     book = ledger(root)
     book.append({"event": "decision", "actor": actor(), **decision.to_dict()})
     outcome = "passed" if decision.passed else "forced" if decision.forced else "refused"
-    client.set_model_version_tag(name, str(challenger.version), "promotion.decision", outcome)
+    client.set_model_version_tag(name, challenger, "promotion.decision", outcome)
     if decision.forced:
-        client.set_model_version_tag(name, str(challenger.version), "promotion.forced_by", actor())
+        client.set_model_version_tag(name, challenger, "promotion.forced_by", actor())
         client.set_model_version_tag(
-            name, str(challenger.version), "promotion.reason", str(decision.forced_reason)
+            name, challenger, "promotion.reason", str(decision.forced_reason)
         )
     if decision.promoted:
         if suggest_only:
             client.set_model_version_tag(
-                name, str(challenger.version), "suggest_only", json.dumps(list(suggest_only))
+                name, challenger, "suggest_only", json.dumps(list(suggest_only))
             )
-        _move_alias(client, name, str(challenger.version))
+        _move_alias(client, name, challenger)
         book.append(
             {
                 "event": "alias moved",
                 "actor": actor(),
                 "model": name,
                 "alias": CHAMPION,
-                "version": str(challenger.version),
+                "version": challenger,
                 "previous": decision.champion,
                 **({"forced": True, "reason": decision.forced_reason} if decision.forced else {}),
             }

@@ -10,13 +10,15 @@ from __future__ import annotations
 import json
 import re
 import sys
+from datetime import datetime
 from types import FrameType
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 MAX_TEXT_CHARS = 100_000  # the ingestion limit (params.yaml, tickets.validation.max_text_chars)
 Code = Annotated[str, StringConstraints(max_length=512)]
+MIN_YEAR, MAX_YEAR = 1900, 2200  # of a metric point's timestamp
 Text = Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS)]
 
 
@@ -284,6 +286,53 @@ class ResolutionResult(BaseModel):
 
 class ResolutionBatchResult(BaseModel):
     results: list[ResolutionResult]
+
+
+class MetricPoint(BaseModel):
+    """One point of a series an integration pushes (a metric, or a count of incidents)."""
+
+    series: Code = Field(description="The series: e.g. `service=Email`, or a host's metric.")
+    timestamp: datetime = Field(
+        description="ISO 8601, from 1900 to 2199; with an offset it is read as UTC."
+    )
+    value: float = Field(allow_inf_nan=False)
+
+    @field_validator("timestamp")
+    @classmethod
+    def _in_range(cls, value: datetime) -> datetime:
+        # Detectors keep time as nanoseconds (pandas): beyond 1677-2262 it cannot be held.
+        if not MIN_YEAR <= value.year < MAX_YEAR:
+            raise ValueError(f"the year must be from {MIN_YEAR} to {MAX_YEAR - 1}")
+        return value
+
+
+class AnomalyBatch(BaseModel):
+    points: list[MetricPoint] = Field(
+        min_length=1,
+        description="Scored in time order per series; a point earlier than the last one a"
+        " series was scored with is refused (422), nothing of the batch scored.",
+    )
+    model: Code | None = Field(
+        None,
+        description="A detector of the catalog (its name or registered name); none: the first.",
+    )
+
+
+class ScoredPoint(BaseModel):
+    series: str
+    timestamp: datetime
+    value: float
+    score: float = Field(description="The detector's surprise: -log10 of the tail probability.")
+    alarm: bool = Field(description="At or above the detector's threshold.")
+    basis: str = Field(description="The signal behind the score, empty when none stood out.")
+
+
+class AnomalyResult(BaseModel):
+    model: str
+    version: str
+    threshold: float
+    alarms: int
+    points: list[ScoredPoint] = Field(description="In the order sent.")
 
 
 class ModelStatus(BaseModel):

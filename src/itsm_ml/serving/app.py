@@ -32,6 +32,8 @@ from itsm_ml.catalog import catalog
 from itsm_ml.config import Params, resolve_path
 from itsm_ml.data.sources.servicenow import INCIDENT_FIELDS, TABLE_LABELS
 from itsm_ml.serving.api import (
+    AnomalyBatch,
+    AnomalyResult,
     ChangeBatch,
     ChangeRequest,
     ChangeRiskBatchResult,
@@ -54,10 +56,13 @@ from itsm_ml.serving.auth import CachedTokens
 from itsm_ml.serving.batching import MicroBatcher
 from itsm_ml.serving.champions import Champions
 from itsm_ml.serving.scoring import (
+    AnomalyScorer,
     ChangeRiskScorer,
+    DetectorTarget,
     KnowledgeScorer,
     KnowledgeTarget,
     NoChampionError,
+    PointsRefusedError,
     TriageScorer,
     TriageTarget,
 )
@@ -69,6 +74,7 @@ log = logging.getLogger(__name__)
 
 TICKETS = "score:tickets"
 CHANGES = "score:changes"
+METRICS = "score:metrics"
 MODELS = "models:read"
 
 
@@ -81,6 +87,7 @@ class Service:
     triage: TriageScorer
     change_risk: ChangeRiskScorer
     knowledge: KnowledgeScorer
+    anomaly: AnomalyScorer
     tokens: CachedTokens
     audit: AuditLog
     writer: ServiceNowWriter | None
@@ -121,6 +128,14 @@ def knowledge_target(params: Params) -> KnowledgeTarget | None:
     )
 
 
+def detector_targets(params: Params) -> list[DetectorTarget]:
+    """The detectors `/v1/anomaly` answers with: the catalog's models of kind `detector`."""
+    return [
+        DetectorTarget(e.name, e.registered_model)
+        for e in catalog(params).of_family("early_warning")
+    ]
+
+
 def build_service(
     params: Params,
     root: Path,
@@ -131,10 +146,12 @@ def build_service(
     targets = triage_targets(params)
     change_model = change_risk_model(params)
     knowledge = knowledge_target(params)
+    detectors = detector_targets(params)
     names = [
         *(t.registered_model for t in targets),
         *([change_model] if change_model else []),
         *([knowledge.registered_model] if knowledge else []),
+        *(d.registered_model for d in detectors),
     ]
     champions = champions or Champions(names)
     serving = params.serving
@@ -156,6 +173,7 @@ def build_service(
         triage=triage,
         change_risk=change_risk,
         knowledge=KnowledgeScorer(champions, knowledge),
+        anomaly=AnomalyScorer(champions, detectors),
         tokens=CachedTokens(root / STORE_NAME),
         audit=AuditLog(
             resolve_path(serving.audit_log, root), serving.audit_max_bytes, serving.audit_backups
@@ -185,9 +203,10 @@ def create_app(service: Service, *, poll: bool = True) -> FastAPI:
         version=__version__,
         summary="Ticket triage and change risk from the MLflow registry's champions.",
         description=(
-            "Send ServiceNow-shaped records; every answer names the registered model version "
-            "that produced it. Bearer tokens carry scopes: `score:tickets`, `score:changes`, "
-            "`models:read` (`admin` holds all); create them with `itsm-ml token create`."
+            "Send ServiceNow-shaped records (or metric points, to `/v1/anomaly`); every answer "
+            "names the registered model version that produced it. Bearer tokens carry scopes: "
+            "`score:tickets`, `score:changes`, `score:metrics`, `models:read` (`admin` holds "
+            "all); create them with `itsm-ml token create`."
         ),
         lifespan=lifespan,
     )
@@ -248,6 +267,8 @@ def create_app(service: Service, *, poll: bool = True) -> FastAPI:
             serves[service.change_risk.registered_model] = "changes: risk"
         if service.knowledge.target:
             serves[service.knowledge.target.registered_model] = "tickets: similar, resolution"
+        for detector in service.anomaly.targets:
+            serves[detector.registered_model] = f"metrics: anomaly ({detector.name})"
         return Models(
             models=[
                 ModelStatus(
@@ -278,6 +299,9 @@ def create_app(service: Service, *, poll: bool = True) -> FastAPI:
         except NoChampionError as exc:
             _audit_failure(service, base, start, 503)
             raise HTTPException(503, str(exc)) from exc
+        except PointsRefusedError as exc:
+            _audit_failure(service, base, start, 422)
+            raise HTTPException(422, str(exc)) from exc
         except Exception as exc:
             # Type and place only: the message may quote the record.
             _audit_failure(service, base, start, 500)
@@ -513,6 +537,29 @@ def create_app(service: Service, *, poll: bool = True) -> FastAPI:
         body = ChangeRiskBatchResult(results=results)
         return _answer(request, body, _versions_header(results))
 
+    @app.post(
+        "/v1/anomaly",
+        response_model=AnomalyResult,
+        tags=["metrics"],
+        dependencies=[Depends(ready)],
+        responses={
+            422: {"description": "A point earlier than its series' last scored one"},
+            503: {"description": "No champion to answer, or models still loading"},
+        },
+    )
+    async def anomaly(
+        batch: AnomalyBatch,
+        request: Request,
+        token: Annotated[TokenRecord, Depends(scope(METRICS))],
+    ) -> Response:
+        """Score pushed points (series, timestamp, value) with a detector's champion, each
+        from its series' past only, and move the detector on (up to `serving.max_batch`)."""
+        _check_batch(service, batch.points, "points")
+        results = await scored(
+            request, token, lambda: _in_thread(service.anomaly.score, batch), _anomaly_audit
+        )
+        return _answer(request, results[0], _versions_header(results))
+
     return app
 
 
@@ -549,7 +596,9 @@ def _answer(
 
 
 def _versions_header(
-    results: Sequence[TriageResult | ChangeRiskResult | SimilarResult | ResolutionResult],
+    results: Sequence[
+        TriageResult | ChangeRiskResult | SimilarResult | ResolutionResult | AnomalyResult
+    ],
 ) -> str:
     found: dict[str, str] = {}
     for result in results:
@@ -560,18 +609,27 @@ def _versions_header(
     return ",".join(f"{name}={version}" for name, version in sorted(found.items()))
 
 
-def _check_batch(service: Service, records: Sequence[Any]) -> None:
+def _check_batch(service: Service, records: Sequence[Any], field: str = "records") -> None:
     limit = service.params.serving.max_batch
     if len(records) > limit:
         raise RequestValidationError(
             [
                 {
                     "type": "too_long",
-                    "loc": ("body", "records"),
-                    "msg": f"at most {limit} records per batch (serving.max_batch); got {len(records)}",
+                    "loc": ("body", field),
+                    "msg": f"at most {limit} {field} per batch (serving.max_batch); got {len(records)}",
                 }
             ]
         )
+
+
+def _anomaly_audit(result: AnomalyResult) -> dict[str, Any]:
+    # Counts and the series that alarmed: values are the integration's, not the desk's.
+    return {
+        "models": {result.model: result.version},
+        "points": len(result.points),
+        "decisions": {"alarm": sorted({p.series for p in result.points if p.alarm})},
+    }
 
 
 def _triage_audit(result: TriageResult) -> dict[str, Any]:

@@ -135,6 +135,11 @@ def resolve_model(
         entry = catalog(params).get(name)
     except ConfigError as exc:
         raise ConfigError(f"{exc}; `itsm-ml score --model` takes one of them") from exc
+    if entry.family == "early_warning":
+        raise ConfigError(
+            f"{entry.name} is a detector: it scores points of a series in time order, not"
+            " records one by one; use `itsm-ml watch` over an export, or POST /v1/anomaly"
+        )
     kind: Kind = "changes" if entry.family == "change_risk" else "tickets"
     registered, item = entry.registered_model, entry.name
     registry.configure(root)

@@ -64,7 +64,9 @@ def load_version(name: str, version: str) -> Any:
     model = pyfunc.unwrap_python_model().model
     example = pyfunc.input_example
     if isinstance(example, pd.DataFrame) and len(example):
-        model.respond(example.reset_index(drop=True))
+        # A detector's state moves with every point it scores: it warms up on a copy.
+        warm = model.fresh() if hasattr(model, "fresh") else model
+        warm.respond(example.reset_index(drop=True))
     return model
 
 

@@ -8,8 +8,10 @@ even if an alias moves meanwhile.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -19,12 +21,16 @@ from itsm_ml.data.sources.servicenow import (
     change_requests_to_canonical,
     incidents_to_canonical,
 )
+from itsm_ml.errors import SourceError
 from itsm_ml.serving import answers
 from itsm_ml.serving.api import (
+    AnomalyBatch,
+    AnomalyResult,
     ChangeRequest,
     ChangeRiskResult,
     Incident,
     ResolutionResult,
+    ScoredPoint,
     SimilarResult,
     TriageAnswer,
     TriageResult,
@@ -200,3 +206,80 @@ class KnowledgeScorer:
             )
             for record, row in zip(records, rows, strict=True)
         ]
+
+
+class PointsRefusedError(Exception):
+    """Points a detector cannot score (earlier than its series' last): the service says 422."""
+
+
+@dataclass(frozen=True)
+class DetectorTarget:
+    name: str  # its key under `models:`
+    registered_model: str
+
+
+class AnomalyScorer:
+    """Points pushed by an integration, scored by the champion of a detector of the catalog.
+
+    A detector is stateful: each series' recent past is in the loaded champion, and every
+    batch moves it on. Batches on one detector are scored one at a time (a lock per model),
+    in time order per series. A promotion swaps in the new version with the state it was
+    registered with: series restart from where its training stopped."""
+
+    def __init__(self, champions: Champions, targets: Sequence[DetectorTarget]) -> None:
+        self.champions = champions
+        self.targets = list(targets)
+        self._locks = {t.registered_model: threading.Lock() for t in self.targets}
+
+    def target(self, model: str | None) -> DetectorTarget | None:
+        if model is None:
+            return self.targets[0] if self.targets else None
+        for target in self.targets:
+            if model in (target.name, target.registered_model):
+                return target
+        known = ", ".join(t.name for t in self.targets) or "none"
+        raise PointsRefusedError(
+            f"model {model!r} is not a detector of the catalog (detectors: {known})"
+        )
+
+    def score(self, batch: AnomalyBatch) -> list[AnomalyResult]:
+        target = self.target(batch.model)
+        registered = target.registered_model if target else None
+        loaded = champion(self.champions, registered, "no model of kind `detector`")
+        points = pd.DataFrame(
+            {
+                "series": [p.series for p in batch.points],
+                "timestamp": [_utc(p.timestamp) for p in batch.points],
+                "value": [p.value for p in batch.points],
+            }
+        )
+        with self._locks[loaded.name]:
+            try:
+                scored = loaded.model.respond(points)
+            except SourceError as exc:  # refused before any state moved
+                raise PointsRefusedError(str(exc)) from exc
+        rows = scored.to_dict("records")
+        return [
+            AnomalyResult(
+                model=loaded.name,
+                version=loaded.version,
+                threshold=float(loaded.model.threshold_),
+                alarms=int(scored["alarm"].sum()),
+                points=[
+                    ScoredPoint(
+                        series=str(row["series"]),
+                        timestamp=row["timestamp"],
+                        value=float(row["value"]),
+                        score=float(row["score"]),
+                        alarm=bool(row["alarm"]),
+                        basis=str(row["basis"]),
+                    )
+                    for row in rows
+                ],
+            )
+        ]
+
+
+def _utc(moment: datetime) -> datetime:
+    """Naive UTC, as the detectors were trained on: an offset is converted, then dropped."""
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment

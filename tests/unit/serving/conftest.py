@@ -15,6 +15,7 @@ from itsm_ml.catalog import catalog
 from itsm_ml.config import GeneratorSource, Params, load_params
 from itsm_ml.data.sources import load_table
 from itsm_ml.data.split import time_split
+from itsm_ml.early_warning.model import DetectorModel
 from itsm_ml.knowledge.model import SimilarityModel
 from itsm_ml.serving.app import build_service, create_app
 from itsm_ml.serving.champions import Champions
@@ -87,6 +88,24 @@ def similarity_model(tickets: pd.DataFrame) -> SimilarityModel:
 
 
 SIMILARITY = "itsm-ticket-similarity"
+DETECTOR = "itsm-incident-surges"
+
+
+@pytest.fixture(scope="session")
+def detector() -> DetectorModel:
+    """The catalog's incident-volume detector, fitted on two services with labelled surges."""
+    from tests.unit.early_warning.test_model import SURGES, model, split, tickets_with_surges
+
+    train, valid, _ = split(tickets_with_surges("2025-01-06", 10, SURGES))
+    return model().fit(train, valid)
+
+
+def with_detector(registry: FakeRegistry, model: DetectorModel) -> FakeRegistry:
+    """`registry` with a copy of the detector as the champion, v4: each registry starts from
+    the registered state, as a freshly loaded version does."""
+    registry.versions[(DETECTOR, "4")] = model.fresh()
+    registry.aliases[DETECTOR] = "4"
+    return registry
 
 
 def with_similarity(registry: FakeRegistry, model: SimilarityModel) -> FakeRegistry:

@@ -561,7 +561,7 @@ def test_a_ticket_model_added_to_the_catalog_is_served_without_code_change(
     params = with_models({**declared, "impact": impact})
     assert watched(params, project) == [
         "itsm-routing", "itsm-category", "itsm-priority", "itsm-impact", "itsm-change-risk",
-        "itsm-ticket-similarity",
+        "itsm-ticket-similarity", "itsm-incident-surges",
     ]  # fmt: skip
     registry_with_routing.versions[("itsm-impact", "1")] = impact_model
     registry_with_routing.aliases["itsm-impact"] = "1"
@@ -592,6 +592,7 @@ def test_a_ticket_model_added_to_the_catalog_is_served_without_code_change(
         "itsm-impact": ("tickets: impact", "1"),
         "itsm-change-risk": ("changes: risk", "3"),
         "itsm-ticket-similarity": ("tickets: similar, resolution", None),
+        "itsm-incident-surges": ("metrics: anomaly (incident-surges)", None),
     }
 
 

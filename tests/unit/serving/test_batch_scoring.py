@@ -448,3 +448,15 @@ def test_the_score_command_writes_what_score_file_writes(
         app, [*args, "--scheduler", "tcp://x:1", "--params", str(tracking / "params.yaml")]
     )
     assert usage.exit_code == 2
+
+
+def test_a_detector_is_not_scored_record_by_record(tmp_path: Path) -> None:
+    params = parse_params(
+        {
+            "tickets": {"source": {"kind": "generator"}},
+            "changes": {"source": {"kind": "generator"}},
+            "models": {"surges": {"table": "tickets", "kind": "detector", "label": "parent"}},
+        }
+    )
+    with pytest.raises(ConfigError, match=r"surges is a detector: .*POST /v1/anomaly"):
+        resolve_model(params, tmp_path, "surges")

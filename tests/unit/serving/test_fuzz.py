@@ -19,10 +19,11 @@ import uvicorn
 
 from itsm_ml.catalog import catalog
 from itsm_ml.config import Params
+from itsm_ml.early_warning.model import DetectorModel
 from itsm_ml.knowledge.model import SimilarityModel
 from itsm_ml.serving.app import build_service, create_app
 from itsm_ml.serving.champions import Champions
-from tests.unit.serving.conftest import FakeRegistry, with_similarity
+from tests.unit.serving.conftest import FakeRegistry, with_detector, with_similarity
 
 
 @pytest.fixture
@@ -31,8 +32,9 @@ def live_url(
     params: Params,
     registry_with_routing: FakeRegistry,
     similarity_model: SimilarityModel,
+    detector: DetectorModel,
 ) -> Iterator[str]:
-    registry = with_similarity(registry_with_routing, similarity_model)
+    registry = with_detector(with_similarity(registry_with_routing, similarity_model), detector)
     champions = Champions(
         [entry.registered_model for entry in catalog(params)],
         resolve=registry.resolve,

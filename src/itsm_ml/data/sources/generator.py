@@ -801,6 +801,10 @@ def _with_surges(frame: pd.DataFrame, params: GeneratorSource) -> pd.DataFrame:
         extra.append(template)
     surged = pd.concat(extra, ignore_index=True)
     surged["number"] = pd.array([f"INC9{i:06d}" for i in range(len(surged))], dtype="string")
+    # The desk attaches a surge's incidents to one parent (major) incident, as ServiceNow's
+    # `parent_incident` does: the labelled windows early-warning detectors are judged on.
+    parents = [f"INC8{k:06d}" for k, each in enumerate(extra) for _ in range(len(each))]
+    surged["parent_incident"] = pd.array(parents, dtype="string")
     both = pd.concat([frame, surged], ignore_index=True)
     times = pd.to_datetime(both["opened_at"], format=INCIDENT_DATE_FORMAT)
     return both.iloc[np.argsort(times.to_numpy(), kind="stable")].reset_index(drop=True)

@@ -54,6 +54,7 @@ TABLE_LABELS = {
     "knowledge": "label_knowledge",
     "problem_id": "label_problem_id",
     "rfc": "label_rfc",
+    "parent_incident": "label_parent_incident",
 }
 TABLE_TEXT = ("short_description", "description")
 TABLE_REQUIRED = ("number", "opened_at", "short_description", "assignment_group")

@@ -466,7 +466,8 @@ def test_surges_add_bursts_of_one_service_and_leave_ordinary_tickets_alone() -> 
     extra = with_surges[with_surges.number.str.startswith("INC9")]
     assert len(with_surges) == ROWS + 4 * 15 and len(extra) == 60
     ordinary = with_surges[~with_surges.number.str.startswith("INC9")].reset_index(drop=True)
-    pd.testing.assert_frame_equal(ordinary, plain)
+    assert ordinary.parent_incident.isna().all()
+    pd.testing.assert_frame_equal(ordinary.drop(columns="parent_incident"), plain)
     assert _times(with_surges, "opened_at").is_monotonic_increasing
     where = surges(params)
     assert where == surges(params) and len({s.start for s in where}) == 4
@@ -477,6 +478,9 @@ def test_surges_add_bursts_of_one_service_and_leave_ordinary_tickets_alone() -> 
         assert set(inside.business_service) == {surge.service}
         assert inside.caller_id.nunique() > 5  # many callers, one fault
         assert inside.cmdb_ci.nunique() == 1 and inside.short_description.nunique() == 1
+        # One parent incident per surge: the desk's link early warning is judged by.
+        assert inside.parent_incident.nunique() == 1
+    assert extra.parent_incident.nunique() == 4 and with_surges.parent_incident.notna().sum() == 60
 
 
 def test_surges_are_refused_on_changes() -> None:
