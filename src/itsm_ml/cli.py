@@ -617,24 +617,17 @@ def _watch_row(found: Any) -> list[str]:
     colour = {"alert": "red", "drift": "yellow", "fine": "green"}.get(found.status, "white")
     why = ", ".join(latest["drifted_features"][:3])
     check = latest.get("performance_check")
-    if check is None:  # a detector: over-alerting is its performance
-        return [
-            found.model,
-            f"v{found.version}",
-            latest["window"],
-            str(latest["rows"]),
-            f"[{colour}]{found.status}[/{colour}]",
-            why or "-",
-            latest["headline"],
-        ]
-    if check["drifted"]:
-        why = ", ".join(filter(None, [why, f"{check['metric']} below its promise"]))
-    performance = f"estimated {latest['performance']['estimated']:.3f}"
-    if check["has_verdict"]:
-        performance += (
-            f"; {check['rows']} {check['basis']}: {check['realised']:.3f}"
-            f" (promised {check['estimated']:.3f})"
-        )
+    if check is None:  # a detector: over-alerting is its performance, said in its headline
+        performance = latest["headline"]
+    else:
+        if check["drifted"]:
+            why = ", ".join(filter(None, [why, f"{check['metric']} below its promise"]))
+        performance = f"estimated {latest['performance']['estimated']:.3f}"
+        if check["has_verdict"]:
+            performance += (
+                f"; {check['rows']} {check['basis']}: {check['realised']:.3f}"
+                f" (promised {check['estimated']:.3f})"
+            )
     return [
         found.model,
         f"v{found.version}",
