@@ -80,10 +80,10 @@ class IncrementalGrouper:
                 f" grouped ({pd.Timestamp(self._last_time)}); groups only move forward"
             )
         unit = _unit(np.asarray(vectors, dtype=float))
-        values = [
-            tuple("" if pd.isna(v) else str(v) for v in row)
-            for row in keys.reindex(columns=list(self.settings.fields)).itertuples(index=False)
-        ]
+        # Column by column: a frame without grouping fields has rows but no tuples to iterate.
+        fields = keys.reindex(columns=list(self.settings.fields)).astype(object)
+        columns = [["" if pd.isna(v) else str(v) for v in fields[c]] for c in fields.columns]
+        values = [tuple(column[i] for column in columns) for i in range(len(keys))]
         window = np.timedelta64(int(self.settings.window_days * 86_400), "s")
         assigned = []
         for record, moment, vector, key in zip(ids, moments, unit, values, strict=True):

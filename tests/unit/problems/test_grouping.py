@@ -95,3 +95,11 @@ def test_an_id_passed_on_is_not_kept_twice() -> None:
     assert kept["RI-b"] == "RI-a"
     assert kept["RI-a"] != "RI-a" and kept["RI-a"] == group_id("A")
     assert len(set(kept.values())) == 2
+
+
+def test_without_grouping_fields_text_alone_groups() -> None:
+    grouper = IncrementalGrouper(GroupingSettings(threshold=0.8, fields=()))
+    ids, times, vectors, _ = records(
+        [("A", "2025-03-03", VPN, "VPN"), ("B", "2025-03-04", VPN, "Email")]
+    )
+    assert grouper.add(ids, times, vectors, pd.DataFrame(index=range(2))) == [group_id("A")] * 2
