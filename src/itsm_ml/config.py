@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     Field,
     PositiveInt,
@@ -971,22 +972,6 @@ class ServingParams(_Strict):
 DetectorName = Literal["volume", "surprise", "seasonal"]
 
 
-class VolumeWatchParams(_Strict):
-    """Incident volume watched for surges: tickets opened per `frequency` for each value of
-    each `by` column of the canonical tickets table."""
-
-    by: tuple[str, ...] = Field(
-        ("service",), min_length=1, description="Canonical ticket columns (service, ci, category)."
-    )
-    frequency: str = Field("1h", description="Bin of the counts (a pandas frequency).")
-    min_tickets: PositiveInt = Field(
-        50, description="Values with fewer tickets in the history are not watched (named)."
-    )
-    detector: DetectorName = "volume"
-
-    _frequency = field_validator("frequency")(classmethod(lambda cls, v: _pandas_frequency(v)))
-
-
 def _pandas_frequency(value: str) -> str:
     from pandas.tseries.frequencies import to_offset
 
@@ -995,6 +980,24 @@ def _pandas_frequency(value: str) -> str:
     except ValueError as exc:
         raise ValueError(f"{value!r} is not a pandas frequency (e.g. 1h, 15min, 1D)") from exc
     return value
+
+
+# A pandas frequency ("1h", "15min", "7D"), checked when params are read.
+PandasFrequency = Annotated[str, AfterValidator(_pandas_frequency)]
+
+
+class VolumeWatchParams(_Strict):
+    """Incident volume watched for surges: tickets opened per `frequency` for each value of
+    each `by` column of the canonical tickets table."""
+
+    by: tuple[str, ...] = Field(
+        ("service",), min_length=1, description="Canonical ticket columns (service, ci, category)."
+    )
+    frequency: PandasFrequency = Field("1h", description="Bin of the counts (a pandas frequency).")
+    min_tickets: PositiveInt = Field(
+        50, description="Values with fewer tickets in the history are not watched (named)."
+    )
+    detector: DetectorName = "volume"
 
 
 class MetricsWatchParams(_Strict):
@@ -1041,9 +1044,9 @@ class EarlyWarningParams(_Strict):
         " window per day, over all its series; a period above it is flagged, and"
         " `drift.persistence` flagged periods in a row alert (and block its promotion).",
     )
-    monitor_period: str = Field("7D", description="Period a detector model is monitored by.")
-
-    _period = field_validator("monitor_period")(classmethod(lambda cls, v: _pandas_frequency(v)))
+    monitor_period: PandasFrequency = Field(
+        "7D", description="Period a detector model is monitored by."
+    )
 
 
 class Params(_Strict):
