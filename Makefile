@@ -68,6 +68,7 @@ bench: .venv/.synced ## benchmarks on the real datasets (adds the `bench` group:
 	$(RUN) python bench/incident_volume.py --out reports/bench/incident_volume.md
 	$(RUN) python bench/early_warning_speed.py --out reports/bench/early_warning_speed.md
 	$(RUN) python bench/problem_grouping.py --out reports/bench/problem_grouping.md
+	$(RUN) python bench/problem_candidates.py --out reports/bench/problem_candidates.md
 	$(RUN) --group bench python bench/drift.py --out reports/bench/drift.md
 	$(RUN) python bench/serving.py --out reports/bench/serving.md
 	$(RUN) python bench/scoring_speed.py --out reports/bench/scoring_speed.md
@@ -78,6 +79,7 @@ bench: .venv/.synced ## benchmarks on the real datasets (adds the `bench` group:
 	   cat reports/bench/knowledge_speed.md; echo; \
 	   cat reports/bench/early_warning.md; echo; cat reports/bench/incident_volume.md; echo; \
 	   cat reports/bench/early_warning_speed.md; echo; cat reports/bench/problem_grouping.md; echo; \
+	   cat reports/bench/problem_candidates.md; echo; \
 	   cat reports/bench/drift.md; echo; \
 	   cat reports/bench/serving.md; echo; cat reports/bench/scoring_speed.md; echo; \
 	   cat reports/bench/batch_scoring.md; } > reports/benchmarks.md

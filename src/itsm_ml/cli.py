@@ -6,6 +6,7 @@ data and show the canonical tables.
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import date
 from enum import StrEnum
@@ -51,11 +52,13 @@ class SourceKind(StrEnum):
     ticket_csv = "ticket_csv"
     event_log = "event_log"
     change_csv = "change_csv"
+    assistant_export = "assistant_export"
 
 
 class TableName(StrEnum):
     tickets = "tickets"
     changes = "changes"
+    micro_records = "micro_records"
 
 
 @app.callback()
@@ -107,13 +110,19 @@ def _source_block(kind: SourceKind, file: Path, mapping: Path | None) -> dict[st
 
 @app.command()
 def check(
-    file: Annotated[Path, typer.Argument(help="The export to check (CSV, optionally .gz).")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="The export to check (CSV, optionally .gz; assistant_export: JSON lines too)."
+        ),
+    ],
     source: Annotated[SourceKind, typer.Option("--source", "-s", help="Kind of export.")],
     mapping: Annotated[
         Path | None,
         typer.Option(
             help="YAML with the column mapping (needed for ticket_csv, event_log and "
-            "change_csv; optional overrides for the servicenow_audit_log preset)."
+            "change_csv; optional overrides for the servicenow_audit_log preset and for "
+            "assistant_export, whose defaults are POST /v1/micro-records' names)."
         ),
     ] = None,
     params: Annotated[
@@ -134,7 +143,8 @@ def check(
     from itsm_ml.data.sources.csv_files import reporting_read_progress
     from itsm_ml.data.validation import RuleResult, ValidationReport
 
-    table = "changes" if source is SourceKind.change_csv else "tickets"
+    tables = {SourceKind.change_csv: "changes", SourceKind.assistant_export: "micro_records"}
+    table = tables.get(source, "tickets")
     try:
         parsed = parse_source(table, _source_block(source, file, mapping))
         project = load_params(params) if params.exists() else None
@@ -294,7 +304,8 @@ def generate(
 @app.command()
 def schema(
     table: Annotated[
-        TableName | None, typer.Argument(help="tickets or changes; both if unset.")
+        TableName | None,
+        typer.Argument(help="tickets, changes or micro_records; all if unset."),
     ] = None,
 ) -> None:
     """Show the canonical tables: columns, dtypes and what each holds."""
@@ -701,6 +712,133 @@ def watch(
     if write_back and shown and not _open_incidents(params, shown):
         raise typer.Exit(1)
     raise typer.Exit(3 if shown else 0)
+
+
+@app.command()
+def problems(
+    last: Annotated[int, typer.Option(help="How many candidates to show, best first.")] = 10,
+    active: Annotated[
+        bool, typer.Option("--active", help="Only candidates still meeting the rule now.")
+    ] = False,
+    write_back: Annotated[
+        bool,
+        typer.Option(
+            "--write-back",
+            help="Open a problem in the ITSM (state New, incidents linked) for each candidate"
+            " shown, once per candidate however often this runs (problems.writeback).",
+        ),
+    ] = False,
+    read_decisions: Annotated[
+        bool,
+        typer.Option(
+            "--read-decisions",
+            help="Read back the problems opened from candidates: accepted, rejected or pending,"
+            " and the precision (data/problems/decisions.json).",
+        ),
+    ] = False,
+    params_path: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Group the validated tickets and micro-records, replay the recurrence rule (params
+    `problems`) over the history, and show the problem candidates it raised, ranked; writes
+    reports/problems/candidates.json and candidates.html, as the stage does.
+
+    Exit 0: no candidate shown; 3: at least one; 1: error (a candidate that could not be
+    written back included).
+    """
+    from itsm_ml.problems.stage import problems as run_problems
+
+    params, root = _project(params_path)
+    if (write_back or read_decisions) and not params.serving.writeback.url:
+        raise typer.BadParameter(
+            "write-back is not configured: set serving.writeback.url in params.yaml",
+            param_hint="--write-back" if write_back else "--read-decisions",
+        )
+    with console.status("grouping tickets and micro-records, replaying the rule"):
+        summary = run_problems(params, "history", root).figures
+    found = json.loads((root / "reports" / "problems" / "candidates.json").read_text())
+    shown = [c for c in found["candidates"] if c["active"] or not active][: max(last, 0)]
+    table = Table()
+    for header in ("id", "raised", "now", "records", "outside desk", "callers", "where", "terms"):
+        table.add_column(header, overflow="fold")
+    for candidate in shown:
+        table.add_row(
+            candidate["id"],
+            candidate["raised_at"][:10],
+            "recurring" if candidate["active"] else "-",
+            str(candidate["records"]),
+            f"{candidate['micro_records']} ({candidate['micro_share']:.0%})",
+            str(candidate["callers"]),
+            ", ".join(candidate["services"]) or "-",
+            " ".join(candidate["top_terms"][:5]),
+        )
+    out.print(table)
+    out.print(
+        f"{summary['raised']} candidates raised from {summary['records']:,} records"
+        f" ({summary['raised_per_month']} a month), {summary['active']} recurring now;"
+        " reports/problems/candidates.html"
+    )
+    failed = False
+    if write_back and shown:
+        failed = not _open_problems(params, shown)
+    if read_decisions:
+        _read_decisions(params, root, found["candidates"])
+    raise typer.Exit(1 if failed else 3 if shown else 0)
+
+
+def _itsm_writer(params: Any, table: str) -> Any:
+    from itsm_ml.serving.writeback import ServiceNowWriter
+
+    settings = params.serving.writeback
+    return ServiceNowWriter.from_env(
+        settings.url,
+        user_env=settings.user_env,
+        password_env=settings.password_env,
+        table=table,
+        timeout=settings.timeout_seconds,
+        max_attempts=settings.max_attempts,
+    )
+
+
+def _open_problems(params: Any, candidates: list[dict[str, Any]]) -> bool:
+    """One problem per candidate, its incidents linked; False if any could not be opened."""
+    from itsm_ml.serving.problem_writeback import open_problems
+
+    settings = params.problems.writeback
+    with (
+        _itsm_writer(params, settings.table) as problems_writer,
+        _itsm_writer(params, params.serving.writeback.table) as incidents_writer,
+    ):
+        opened = open_problems(
+            candidates,
+            problems_writer,
+            incidents_writer,
+            settings,
+            echo=lambda m: console.print(escape(m)),
+        )
+    for each in opened:
+        said = "opened" if each.status == "written" else "already open"
+        missing = f", {each.failed_links} not found or not linked" if each.failed_links else ""
+        out.print(
+            f"{each.candidate}: {settings.table} {each.problem} {said}; {each.linked} incidents linked{missing}"
+        )
+    return len(opened) == len(candidates)
+
+
+def _read_decisions(params: Any, root: Path, candidates: list[dict[str, Any]]) -> None:
+    from itsm_ml import io
+    from itsm_ml.serving.problem_writeback import precision, read_decisions
+
+    with _itsm_writer(params, params.problems.writeback.table) as problems_writer:
+        decisions = read_decisions(problems_writer, params.problems.writeback)
+    summary = precision(decisions, candidates)
+    io.write_json(
+        {**summary, "decisions": decisions}, root / "reports" / "problems" / "decisions.json"
+    )
+    shown = "n/a" if summary["precision"] is None else f"{summary['precision']:.0%}"
+    out.print(
+        f"decisions: {summary['accepted']} accepted, {summary['rejected']} rejected,"
+        f" {summary['pending']} pending; precision {shown}; data/problems/decisions.json"
+    )
 
 
 def _open_incidents(params: Any, warnings: list[dict[str, Any]]) -> bool:

@@ -411,6 +411,80 @@ TicketSource = Annotated[
 ChangeSource = Annotated[ChangeCsvSource | GeneratorSource, Field(discriminator="kind")]
 
 
+class MicroRecordsFileSource(CsvFileSource):
+    """A CSV or JSON-lines export of fixes made outside the desk (a chat assistant's log,
+    a self-service portal's). Each field names the export's column; the defaults are the
+    names `POST /v1/micro-records` takes, so its log and an export using them need no
+    mapping."""
+
+    kind: Literal["assistant_export"]
+    format: Literal["auto", "csv", "jsonl"] = Field(
+        "auto", description="auto: JSON lines for .jsonl/.ndjson (optionally .gz), else CSV."
+    )
+    id: str | None = Field("id", description="Id column; none: ids from the row number.")
+    opened_at: str = "timestamp"
+    time_format: str = Field("ISO8601", description="'unix' (seconds), 'ISO8601' or strftime.")
+    text: tuple[str, ...] = Field(("symptom",), min_length=1, description="Joined as the text.")
+    caller: str | None = "user"
+    service: str | None = "service"
+    ci: str | None = "ci"
+    category: str | None = None
+    fix: str | None = "fix"
+    minutes_lost: str | None = "minutes_lost"
+    channel: str | None = "channel"
+    default_channel: str = Field(
+        "chat assistant", description="The channel of records whose export names none."
+    )
+
+    def mapped_columns(self) -> list[str]:
+        """Every column of the file that the mapping names."""
+        named = [self.id, self.opened_at, *self.text, self.caller, self.service, self.ci]
+        named += [self.category, self.fix, self.minutes_lost, self.channel]
+        return [c for c in named if c]
+
+
+class HiddenIssueKnobs(_Strict):
+    """Recurring issues that employees fix with the assistant and never report to the desk:
+    each a run of micro-records on one service, in varied words, from different callers.
+    `itsm_ml.data.sources.micro_generator.hidden_issues` lists where they are."""
+
+    count: int = Field(4, ge=0, le=50, description="No hidden issue when 0.")
+    records: PositiveInt = Field(12, le=1000, description="Micro-records of each issue.")
+    days: float = Field(10.0, gt=0, le=90, description="Over how many days they arrive.")
+
+
+class MicroRecordGeneratorSource(_Strict):
+    """Built-in generator of chat-assistant micro-records: how-to questions and self-fixes
+    across the ticket generator's services and callers, plus hidden recurring issues."""
+
+    kind: Literal["generator"]
+    seed: int = 2
+    rows: PositiveInt = 3000
+    start: date = date(2025, 1, 1)
+    end: date = date(2025, 12, 31)
+    hidden: HiddenIssueKnobs = HiddenIssueKnobs()
+
+    _dates = field_validator("start", "end", mode="before")(_calendar_date)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MicroRecordGeneratorSource:
+        if self.end <= self.start:
+            raise ValueError(f"end ({self.end}) must be after start ({self.start})")
+        return self
+
+
+class NoMicroRecords(_Strict):
+    """No micro-records: problem candidates come from tickets alone."""
+
+    kind: Literal["none"]
+
+
+MicroRecordSource = Annotated[
+    MicroRecordsFileSource | MicroRecordGeneratorSource | NoMicroRecords,
+    Field(discriminator="kind"),
+]
+
+
 class LabelValidationParams(_Strict):
     """Rules on the label columns of the table's models (`models:`); a label the export
     lacks is not judged here (that model is skipped later, with a note)."""
@@ -494,6 +568,11 @@ class TicketsParams(_Strict):
 class ChangesParams(_Strict):
     source: ChangeSource
     validation: ValidationParams = ValidationParams()
+
+
+class MicroRecordsParams(_Strict):
+    source: MicroRecordSource = NoMicroRecords(kind="none")
+    validation: ValidationParams = ValidationParams(min_rows=0)
 
 
 class SplitParams(_Strict):
@@ -952,6 +1031,11 @@ class ServingParams(_Strict):
         "headers is answered 408 and its connection closed.",
     )
     audit_log: str = Field("reports/audit/scoring.jsonl", description="Append-only audit trail.")
+    micro_records_log: str = Field(
+        "data/external/micro_records.jsonl",
+        description="Where POST /v1/micro-records appends (JSON lines an `assistant_export`"
+        " source reads with no mapping).",
+    )
     audit_max_bytes: PositiveInt = Field(
         50_000_000, description="Rotate the audit log at this size."
     )
@@ -1049,6 +1133,66 @@ class EarlyWarningParams(_Strict):
     )
 
 
+class RecurrenceRuleParams(_Strict):
+    """When a group of records becomes a problem candidate."""
+
+    min_records: PositiveInt = Field(5, description="Records within the window, at least.")
+    min_callers: PositiveInt = Field(3, description="Distinct callers among them, at least.")
+    window_days: float = Field(14.0, gt=0, le=365)
+    growth: float = Field(
+        2.0,
+        ge=0,
+        description="Records in the window must exceed this times those of the window before"
+        " (0: any recurring group, growing or not).",
+    )
+
+
+class ProblemWriteBackParams(_Strict):
+    """How `itsm-ml problems --write-back` opens problems in the ITSM (its URL and
+    credentials: serving.writeback) and how `--read-decisions` reads them back."""
+
+    table: str = Field("problem", description="The ITSM's problem table.")
+    state: str = Field("New", description="State of a problem opened from a candidate.")
+    link_field: str = Field(
+        "problem_id", description="The incident field that references its problem."
+    )
+    rejected: tuple[str, ...] = Field(
+        ("Canceled", "Duplicate"),
+        description="Resolution codes (or states) by which a problem manager rejects a"
+        " candidate; any other state than `state` accepts it.",
+    )
+
+
+class ProblemsParams(_Strict):
+    """Problem candidates (`itsm-ml problems`, the `problems` stage): tickets and
+    micro-records grouped as they arrive, and the groups the recurrence rule raises."""
+
+    threshold: float = Field(
+        0.7, gt=0, le=1, description="Similarity to a group's mean that a record needs to join it."
+    )
+    window_days: float = Field(
+        14.0, gt=0, le=365, description="A group not seen for longer is closed."
+    )
+    same: tuple[str, ...] = Field(
+        ("service",),
+        description="Fields a record and its group must share (a missing value matches any).",
+    )
+    fields: tuple[str, ...] = Field(
+        ("service", "ci", "category", "subcategory", "symptom"),
+        description="Field values compared beside the text.",
+    )
+    text_weight: float = Field(
+        0.7, ge=0, le=1, description="Share of the similarity from text (the rest: fields)."
+    )
+    rule: RecurrenceRuleParams = RecurrenceRuleParams()
+    check_every: PandasFrequency = Field(
+        "1D", description="The rule is applied at the end of each such period of the history."
+    )
+    representatives: PositiveInt = Field(3, description="Records shown with each candidate.")
+    top_terms: PositiveInt = Field(8, description="Terms shown with each candidate.")
+    writeback: ProblemWriteBackParams = ProblemWriteBackParams()
+
+
 class Params(_Strict):
     project: str = Field(
         "itsm",
@@ -1057,6 +1201,10 @@ class Params(_Strict):
     )
     tickets: TicketsParams
     changes: ChangesParams
+    micro_records: MicroRecordsParams = Field(
+        MicroRecordsParams(),
+        description="Fixes made outside the desk (problem candidates); default: none.",
+    )
     models: dict[str, ModelSpec] = Field(
         default_factory=_default_models,
         description="The catalog: every model trained, evaluated, gated and served.",
@@ -1066,6 +1214,7 @@ class Params(_Strict):
     change_risk: ChangeRiskParams = ChangeRiskParams()
     knowledge: KnowledgeParams = KnowledgeParams()
     early_warning: EarlyWarningParams = EarlyWarningParams()
+    problems: ProblemsParams = ProblemsParams()
     drift: DriftParams = DriftParams()
     promotion: PromotionParams = PromotionParams()
     serving: ServingParams = ServingParams()
@@ -1078,12 +1227,16 @@ class Params(_Strict):
             raise ValueError(f"model names must be lower-case words joined by '-', got {bad}")
         return models
 
-    def table(self, name: str) -> TicketsParams | ChangesParams:
+    def table(self, name: str) -> TicketsParams | ChangesParams | MicroRecordsParams:
         if name == "tickets":
             return self.tickets
         if name == "changes":
             return self.changes
-        raise ConfigError(f"unknown table {name!r}; expected 'tickets' or 'changes'")
+        if name == "micro_records":
+            return self.micro_records
+        raise ConfigError(
+            f"unknown table {name!r}; expected 'tickets', 'changes' or 'micro_records'"
+        )
 
 
 def resolve_path(raw: str, root: Path | None = None) -> Path:
@@ -1122,11 +1275,14 @@ def load_params(path: Path = Path("params.yaml")) -> Params:
     return parse_params(raw, origin=str(path))
 
 
-def parse_source(table: str, raw: Any) -> TicketSource | ChangeSource:
+def parse_source(table: str, raw: Any) -> TicketSource | ChangeSource | MicroRecordSource:
     """Validate one source block (used by `itsm-ml check` for a mapping file)."""
-    model: type[TicketsParams] | type[ChangesParams] = (
-        TicketsParams if table == "tickets" else ChangesParams
-    )
+    models: dict[str, type[TicketsParams] | type[ChangesParams] | type[MicroRecordsParams]] = {
+        "tickets": TicketsParams,
+        "changes": ChangesParams,
+        "micro_records": MicroRecordsParams,
+    }
+    model = models.get(table, ChangesParams)
     try:
         return model.model_validate({"source": raw}).source
     except ValidationError as exc:

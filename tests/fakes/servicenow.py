@@ -76,11 +76,18 @@ class FakeServiceNow:
     """Use as `with FakeServiceNow() as snow:`; `snow.url` is the instance's base URL."""
 
     def __init__(
-        self, *, user: str = "itsm-ml", password: str = "s3cret-Pa55", table: str = "incident"
+        self,
+        *,
+        user: str = "itsm-ml",
+        password: str = "s3cret-Pa55",
+        table: str = "incident",
+        number_prefix: str | None = None,
     ) -> None:
         self.user = user
         self.password = password
         self.table = table
+        # Set: a created record gets a number, as ServiceNow numbers problems (PRB0040001).
+        self.number_prefix = number_prefix
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._records: dict[str, dict[str, str]] = {}
@@ -246,6 +253,9 @@ class FakeServiceNow:
                     return _error(400, "Exception while reading request", "Invalid JSON body")
                 sys_id = f"{len(self._records) + 1:032x}"
                 self._records[sys_id] = {"sys_id": sys_id, **{k: str(v) for k, v in body.items()}}
+                if self.number_prefix:
+                    number = f"{self.number_prefix}{40_000 + len(self._records):07d}"
+                    self._records[sys_id].setdefault("number", number)
                 self._journals[sys_id] = []
                 return _Answer(201, {"result": self._view(sys_id, query)})
             name, _, value = query.get("sysparm_query", "").partition("=")

@@ -80,17 +80,18 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     copy = copy_project(tmp_path_factory.mktemp("project"))
     set_param(copy, "tickets.source.rows", 1500)
     set_param(copy, "changes.source.rows", 800)
+    set_param(copy, "micro_records.source.rows", 300)
     first = dvc(copy, "repro")
     assert first.returncode == 0, first.stdout + first.stderr
     assert ran(first) == {
         f"{stage}@{table}"
         for stage in ("ingest", "validate", "split", "profile")
         for table in ("tickets", "changes")
-    } | {
+    } | {f"{stage}@micro_records" for stage in ("ingest", "validate", "profile")} | {
         f"{stage}@{model}"
         for stage in ("train", "evaluate", "drift", "promote")
         for model in MODELS
-    } | {"early-warning"}
+    } | {"early-warning", "problems"}
     return copy
 
 
@@ -106,6 +107,15 @@ def test_first_run_writes_every_output(project: Path) -> None:
         assert (project / f"reports/data/{table}.png").stat().st_size > 10_000
         metrics = yaml.safe_load((project / f"reports/validation/{table}.metrics.json").read_text())
         assert metrics["passed"] is True and metrics["critical_failures"] == 0
+    # Micro-records are ingested and validated like tickets, then grouped with them.
+    micro = pd.read_parquet(project / "data/interim/micro_records.parquet")
+    assert len(micro) == 300 + 4 * 12
+    candidates = json.loads((project / "reports/problems/candidates.json").read_text())
+    tickets = pd.read_parquet(project / "data/interim/tickets.parquet")
+    assert candidates["summary"]["records"] == len(tickets) + len(micro)
+    assert candidates["summary"]["raised"] == len(candidates["candidates"]) >= 1
+    assert (project / "reports/problems/candidates.html").stat().st_size > 10_000
+    assert json.loads((project / "data/problems/groups.json").read_text())
 
 
 def test_triage_models_are_evaluated_and_registered_as_challenger(project: Path) -> None:

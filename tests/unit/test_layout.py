@@ -13,6 +13,8 @@ FLOW = {
     "triage": 3,
     "change_risk": 3,
     "early_warning": 3,
+    "knowledge": 4,  # its stage reuses triage's
+    "problems": 5,  # groups on the knowledge model's text vectors
     "monitoring": 4,
     "promotion": 5,
     "serving": 6,

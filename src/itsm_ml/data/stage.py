@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from itsm_ml import io
-from itsm_ml.config import GeneratorSource, Params, ValidationParams
+from itsm_ml.config import CsvFileSource, Params, ValidationParams
 from itsm_ml.data import sources
 from itsm_ml.data.split import split_table
 from itsm_ml.data.validation import ValidationOutcome, ValidationReport, render_html, validate_table
@@ -71,7 +71,7 @@ class Layout:
 
 def ingest(params: Params, table: str, root: Path) -> pd.DataFrame:
     source = params.table(table).source
-    if not isinstance(source, GeneratorSource):
+    if isinstance(source, CsvFileSource):
         source = source.model_copy(update={"path": str(source.resolved_path(root))})
     frame = sources.load_table(table, source)
     io.write_table(frame, Layout(root, table).raw)

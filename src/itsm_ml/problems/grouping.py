@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -29,18 +29,16 @@ ID_PREFIX = "RI-"  # a recurring issue
 
 @dataclass(frozen=True)
 class GroupingSettings:
-    threshold: float = 0.75  # cosine of a record's vector against a group's mean to join it
+    threshold: float = 0.75  # similarity of a record to a group's mean to join it
     window_days: float = 14.0  # a group not seen for longer is closed: a new record founds anew
     fields: tuple[str, ...] = ("service",)  # values a record and its group must share
-
-
-@dataclass
-class _Group:
-    id: str
-    key: tuple[str, ...]
-    total: np.ndarray  # sum of the members' unit vectors; its direction is the group's mean
-    last_seen: np.datetime64
-    members: list[str] = field(default_factory=list)
+    # Vectors may come in two blocks, text then field values (`representation`): the first
+    # `text_dimensions` columns are compared apart from the rest, and a record's similarity is
+    # `text_weight` x the text cosine + the rest x the field cosine where both sides have
+    # both blocks, else the cosine of the block they share (a chat assistant's record with no
+    # field value is judged on its words, not marked down for the fields it lacks).
+    text_dimensions: int | None = None
+    text_weight: float = 1.0
 
 
 def group_id(founder: str) -> str:
@@ -48,21 +46,57 @@ def group_id(founder: str) -> str:
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
     unit: np.ndarray = np.divide(
         vectors, norms, out=np.zeros_like(vectors, dtype=float), where=norms > 0
     )
     return unit
 
 
+def blended_similarity(
+    many: np.ndarray,
+    one: np.ndarray,
+    split: int,
+    text_weight: float,
+    norms: np.ndarray | None = None,
+) -> np.ndarray:
+    """The similarity of each row of `many` (sums of vectors: groups, or single records) to
+    `one`: the text cosine (first `split` columns) and the field cosine (the rest), weighted
+    where both sides have both blocks, else the block they share; 0 when they share none.
+    `norms`: each row's block norms, when the caller keeps them."""
+    if norms is None:
+        norms = np.stack(
+            [np.linalg.norm(many[:, :split], axis=1), np.linalg.norm(many[:, split:], axis=1)],
+            axis=1,
+        )
+    own = np.array([np.linalg.norm(one[:split]), np.linalg.norm(one[split:])])
+    text = (many[:, :split] @ one[:split]) / np.maximum(norms[:, 0] * own[0], 1e-12)
+    fields = (many[:, split:] @ one[split:]) / np.maximum(norms[:, 1] * own[1], 1e-12)
+    has_text, has_fields = (norms[:, 0] > 0) & (own[0] > 0), (norms[:, 1] > 0) & (own[1] > 0)
+    both = text_weight * text + (1 - text_weight) * fields
+    scores: np.ndarray = np.where(
+        has_text & has_fields, both, np.where(has_text, text, np.where(has_fields, fields, 0.0))
+    )
+    return scores
+
+
 class IncrementalGrouper:
-    """Groups records in time order; `add` may be called again with later records."""
+    """Groups records in time order; `add` may be called again with later records.
+
+    The open groups sit in the first rows of one matrix of member-vector sums, so a record is
+    scored against all of them in one product; a group that closes swaps places with the last
+    open one. Closed groups are never scored again, which bounds the work by the window."""
 
     def __init__(self, settings: GroupingSettings | None = None) -> None:
         self.settings = settings or GroupingSettings()
-        self._open: list[_Group] = []
         self.groups: dict[str, list[str]] = {}  # group id -> member record ids, every group
         self._last_time: np.datetime64 | None = None
+        self._open = 0
+        self._totals = np.zeros((0, 0))
+        self._norms = np.zeros((0, 2))  # of each block of the members' sum
+        self._seen = np.zeros(0, dtype="datetime64[ns]")
+        self._keys = np.zeros((0, len(self.settings.fields)), dtype=object)
+        self._ids: list[str] = []
 
     def add(
         self, ids: Sequence[str], times: pd.Series, vectors: np.ndarray, keys: pd.DataFrame
@@ -79,37 +113,103 @@ class IncrementalGrouper:
                 f"grouping: a record at {pd.Timestamp(moments[0])} is earlier than the last one"
                 f" grouped ({pd.Timestamp(self._last_time)}); groups only move forward"
             )
-        unit = _unit(np.asarray(vectors, dtype=float))
+        unit = self._blocks(np.asarray(vectors, dtype=float))
+        if self._totals.shape[1] != unit.shape[1]:
+            if self._ids:
+                raise ItsmMlError(
+                    f"grouping: vectors of {unit.shape[1]} dimensions, earlier ones had"
+                    f" {self._totals.shape[1]}"
+                )
+            self._totals = np.zeros((0, unit.shape[1]))
         # Column by column: a frame without grouping fields has rows but no tuples to iterate.
         fields = keys.reindex(columns=list(self.settings.fields)).astype(object)
-        columns = [["" if pd.isna(v) else str(v) for v in fields[c]] for c in fields.columns]
-        values = [tuple(column[i] for column in columns) for i in range(len(keys))]
+        values = np.array(
+            [["" if pd.isna(v) else str(v) for v in fields[c]] for c in fields.columns],
+            dtype=object,
+        ).T.reshape(len(keys), len(self.settings.fields))
         window = np.timedelta64(int(self.settings.window_days * 86_400), "s")
         assigned = []
         for record, moment, vector, key in zip(ids, moments, unit, values, strict=True):
-            self._open = [g for g in self._open if moment - g.last_seen <= window]
-            best, best_score = None, self.settings.threshold
-            for group in self._open:
-                if not _compatible(group.key, key):
-                    continue
-                score = float(vector @ group.total) / max(float(np.linalg.norm(group.total)), 1e-12)
-                if score >= best_score:
-                    best, best_score = group, score
-            if best is None:
-                best = _Group(group_id(str(record)), key, np.zeros_like(vector), moment)
-                self._open.append(best)
-                self.groups[best.id] = best.members
-            best.total = best.total + vector
-            best.last_seen = moment
-            best.key = tuple(a or b for a, b in zip(best.key, key, strict=True))
-            best.members.append(str(record))
-            assigned.append(best.id)
+            self._close(moment - window)
+            row = self._best(vector, key)
+            if row is None:
+                row = self._found(str(record), key)
+            self._totals[row] += vector
+            self._norms[row] = self._block_norms(self._totals[row])
+            self._seen[row] = moment
+            known = self._keys[row]
+            self._keys[row] = np.where(known == "", key, known)
+            self.groups[self._ids[row]].append(str(record))
+            assigned.append(self._ids[row])
             self._last_time = moment
         return assigned
 
+    def _close(self, cutoff: np.datetime64) -> None:
+        for row in np.flatnonzero(self._seen[: self._open] < cutoff)[::-1]:
+            # From the last stale row down, each swaps with the last open one, which is
+            # either fresh or already moved past the open block.
+            self._open -= 1
+            self._swap(int(row), self._open)
 
-def _compatible(group: tuple[str, ...], record: tuple[str, ...]) -> bool:
-    return all(not a or not b or a == b for a, b in zip(group, record, strict=True))
+    def _swap(self, a: int, b: int) -> None:
+        if a == b:
+            return
+        for array in (self._totals, self._norms, self._seen, self._keys):
+            array[[a, b]] = array[[b, a]]
+        self._ids[a], self._ids[b] = self._ids[b], self._ids[a]
+
+    def _split(self) -> int:
+        dimensions = self._totals.shape[1]
+        return (
+            dimensions if self.settings.text_dimensions is None else self.settings.text_dimensions
+        )
+
+    def _blocks(self, vectors: np.ndarray) -> np.ndarray:
+        """Each block of each vector scaled to unit length (a zero block stays zero)."""
+        split = self._split() if self._totals.shape[1] == vectors.shape[1] else None
+        split = split if split is not None else (self.settings.text_dimensions or vectors.shape[1])
+        return np.hstack([_unit(vectors[:, :split]), _unit(vectors[:, split:])])
+
+    def _block_norms(self, vector: np.ndarray) -> np.ndarray:
+        split = self._split()
+        return np.array([np.linalg.norm(vector[:split]), np.linalg.norm(vector[split:])])
+
+    def _best(self, vector: np.ndarray, key: np.ndarray) -> int | None:
+        if not self._open:
+            return None
+        keys = self._keys[: self._open]
+        fits = ((keys == "") | (key == "") | (keys == key)).all(axis=1)
+        scores = blended_similarity(
+            self._totals[: self._open],
+            vector,
+            self._split(),
+            self.settings.text_weight,
+            self._norms[: self._open],
+        )
+        scores = np.where(fits, scores, -np.inf)
+        # The first of equals: a tie goes to the group opened (or re-ordered) earliest.
+        best = int(np.argmax(scores))
+        return best if scores[best] >= self.settings.threshold else None
+
+    def _found(self, founder: str, key: np.ndarray) -> int:
+        if len(self._ids) == len(self._totals):
+            grow = max(16, len(self._totals))
+            self._totals = np.vstack([self._totals, np.zeros((grow, self._totals.shape[1]))])
+            self._norms = np.vstack([self._norms, np.zeros((grow, 2))])
+            self._seen = np.concatenate([self._seen, np.zeros(grow, dtype="datetime64[ns]")])
+            self._keys = np.vstack(
+                [self._keys, np.full((grow, self._keys.shape[1]), "", dtype=object)]
+            )
+        # Closed groups keep their rows after the open ones; the new group takes the first
+        # closed row's place and that group moves to the end (it is never scored again).
+        new = len(self._ids)
+        self._ids.append(group_id(founder))
+        self._totals[new] = 0.0
+        self._keys[new] = key
+        self._swap(self._open, new)
+        self._open += 1
+        self.groups[self._ids[self._open - 1]] = []
+        return self._open - 1
 
 
 def carry_ids(

@@ -2,14 +2,18 @@
 
 At least `min_records` records from at least `min_callers` distinct callers within the last
 `window_days`, no record linked to a problem yet, and more records than `growth` times the
-window before: a cluster that is recurring and growing, not a steady trickle the desk
-already lives with, nor one a problem manager already holds.
+group's usual number per window: the larger of the window before and its average window
+since it was first seen. A cluster that is recurring and growing, not the steady stream of
+an everyday request the desk already lives with (a group of password resets that ran all
+year at forty a fortnight is not raised by a fortnight of fifty), nor one a problem manager
+already holds.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from itsm_ml.errors import ItsmMlError
@@ -20,6 +24,7 @@ CANDIDATE_COLUMNS = (
     "records",
     "callers",
     "previous_records",
+    "usual_records",
     "first_seen",
     "last_seen",
 )
@@ -30,7 +35,7 @@ class RecurrenceRule:
     min_records: int = 5
     min_callers: int = 3
     window_days: float = 14.0
-    growth: float = 1.0  # records in the window must exceed this times the window before
+    growth: float = 2.0  # records in the window must exceed this times the window before
 
 
 def candidates(
@@ -53,10 +58,16 @@ def candidates(
         last_seen=("opened_at", "max"),
     )
     table["previous_records"] = before.groupby("group").size().reindex(table.index, fill_value=0)
+    start = now - window
+    earlier = seen[seen["opened_at"] <= start].groupby("group")["opened_at"].agg(["size", "min"])
+    earlier = earlier.reindex(table.index)
+    lived = ((start - earlier["min"]) / window).clip(lower=1.0)
+    average = (earlier["size"] / lived).fillna(0.0)
+    table["usual_records"] = np.maximum(table["previous_records"], average).round(2)
     chosen = (
         (table["records"] >= rule.min_records)
         & (table["callers"] >= rule.min_callers)
-        & (table["records"] > rule.growth * table["previous_records"])
+        & (table["records"] > rule.growth * table["usual_records"])
     )
     if linked:
         held = seen[seen[linked].notna()]["group"].unique()

@@ -318,6 +318,69 @@ class AnomalyBatch(BaseModel):
     )
 
 
+class MicroRecord(BaseModel):
+    """A fix made outside the desk, as a sanctioned assistant logs it: the names of the
+    `assistant_export` source's defaults, so the log it lands in is read with no mapping."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "chat-5f2a9c",
+                    "timestamp": "2026-11-22T09:14:00Z",
+                    "user": "u-7f3e1b",
+                    "service": "VPN",
+                    "symptom": "VPN client shows error 809 since the Windows update",
+                    "fix": "Reset the network adapter and ran the VPN client repair.",
+                    "minutes_lost": 20,
+                    "channel": "chat assistant",
+                }
+            ]
+        },
+    )
+    id: Code | None = Field(
+        None,
+        description="The assistant's id of the conversation: a record sent again with the same"
+        " id is not logged twice. None: one is made from the record's content.",
+    )
+    timestamp: datetime = Field(description="When the issue was met; an offset is read as UTC.")
+    user: Code | None = Field(None, description="Who met it, pseudonymous (never a name).")
+    service: Code | None = None
+    ci: Code | None = None
+    category: Code | None = None
+    symptom: Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT_CHARS)] = Field(
+        description="What the employee met, in their or the assistant's words."
+    )
+    fix: Text | None = Field(None, description="What fixed it.")
+    minutes_lost: float | None = Field(None, ge=0, le=100_000, allow_inf_nan=False)
+    channel: Code = "chat assistant"
+
+    @field_validator("timestamp")
+    @classmethod
+    def _in_range(cls, value: datetime) -> datetime:
+        if not MIN_YEAR <= value.year < MAX_YEAR:
+            raise ValueError(f"the year must be from {MIN_YEAR} to {MAX_YEAR - 1}")
+        return value
+
+    @field_validator("symptom")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the symptom is blank")
+        return value
+
+
+class MicroRecordBatch(BaseModel):
+    records: list[MicroRecord] = Field(min_length=1)
+
+
+class MicroRecordsLogged(BaseModel):
+    logged: int = Field(description="Records appended to the log.")
+    duplicates: int = Field(description="Records whose id was logged before (not again).")
+    ids: list[str] = Field(description="The id of each record, in the order sent.")
+
+
 class ScoredPoint(BaseModel):
     series: str
     timestamp: datetime

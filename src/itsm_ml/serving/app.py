@@ -11,12 +11,14 @@ import asyncio
 import logging
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
+import anyio.to_thread
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -41,6 +43,8 @@ from itsm_ml.serving.api import (
     Health,
     Incident,
     IncidentBatch,
+    MicroRecordBatch,
+    MicroRecordsLogged,
     Models,
     ModelStatus,
     ResolutionBatchResult,
@@ -55,6 +59,7 @@ from itsm_ml.serving.audit import AuditLog
 from itsm_ml.serving.auth import CachedTokens
 from itsm_ml.serving.batching import MicroBatcher
 from itsm_ml.serving.champions import Champions
+from itsm_ml.serving.micro_records import MicroRecordLog
 from itsm_ml.serving.scoring import (
     AnomalyScorer,
     ChangeRiskScorer,
@@ -75,6 +80,7 @@ log = logging.getLogger(__name__)
 TICKETS = "score:tickets"
 CHANGES = "score:changes"
 METRICS = "score:metrics"
+MICRO_RECORDS = "write:micro-records"
 MODELS = "models:read"
 
 
@@ -90,6 +96,7 @@ class Service:
     anomaly: AnomalyScorer
     tokens: CachedTokens
     audit: AuditLog
+    micro_records: MicroRecordLog
     writer: ServiceNowWriter | None
     # Tickets only: a change's conflicts depend on the changes scored with it, so unrelated
     # requests must not share a call.
@@ -178,6 +185,7 @@ def build_service(
         audit=AuditLog(
             resolve_path(serving.audit_log, root), serving.audit_max_bytes, serving.audit_backups
         ),
+        micro_records=MicroRecordLog(resolve_path(serving.micro_records_log, root)),
         writer=writer,
         triage_batcher=MicroBatcher(triage.score, wait_seconds=wait, max_items=64),
     )
@@ -205,7 +213,8 @@ def create_app(service: Service, *, poll: bool = True) -> FastAPI:
         description=(
             "Send ServiceNow-shaped records (or metric points, to `/v1/anomaly`); every answer "
             "names the registered model version that produced it. Bearer tokens carry scopes: "
-            "`score:tickets`, `score:changes`, `score:metrics`, `models:read` (`admin` holds "
+            "`score:tickets`, `score:changes`, `score:metrics`, `write:micro-records`,"
+            " `models:read` (`admin` holds "
             "all); create them with `itsm-ml token create`."
         ),
         lifespan=lifespan,
@@ -559,6 +568,40 @@ def create_app(service: Service, *, poll: bool = True) -> FastAPI:
             request, token, lambda: _in_thread(service.anomaly.score, batch), _anomaly_audit
         )
         return _answer(request, results[0], _versions_header(results))
+
+    @app.post(
+        "/v1/micro-records",
+        response_model=MicroRecordsLogged,
+        tags=["problems"],
+        responses={422: {"description": "A record breaks a rule (the field is named)"}},
+    )
+    async def micro_records(
+        batch: MicroRecordBatch,
+        request: Request,
+        token: Annotated[TokenRecord, Depends(scope(MICRO_RECORDS))],
+    ) -> Response:
+        """Log fixes made outside the desk (a chat assistant, self-service) without opening a
+        ticket, for problem candidates to see; a record already logged under its id is not
+        logged again (up to `serving.max_batch`)."""
+        _check_batch(service, batch.records)
+        start = time.perf_counter()
+        logged = await anyio.to_thread.run_sync(service.micro_records.append, batch.records)
+        # Counts, channels and services: what was met and how it was fixed is free text.
+        service.audit.write(
+            [
+                {
+                    "request": request.state.request_id,
+                    "token": token.id,
+                    "endpoint": request.url.path,
+                    "logged": logged.logged,
+                    "duplicates": logged.duplicates,
+                    "channels": dict(Counter(r.channel for r in batch.records)),
+                    "services": sorted({r.service for r in batch.records if r.service}),
+                    "latency_ms": round((time.perf_counter() - start) * 1000, 2),
+                }
+            ]
+        )
+        return Response(logged.model_dump_json(), media_type="application/json")
 
     return app
 

@@ -21,7 +21,14 @@ from pathlib import Path
 from itsm_ml import io
 from itsm_ml.errors import ItsmMlError
 
-SCOPES = ("score:tickets", "score:changes", "score:metrics", "models:read", "admin")
+SCOPES = (
+    "score:tickets",
+    "score:changes",
+    "score:metrics",
+    "write:micro-records",
+    "models:read",
+    "admin",
+)
 STORE_NAME = "tokens.json"
 _PREFIX = "itsm"
 

@@ -183,24 +183,47 @@ class ServiceNowWriter:
                     must_check = False
                 return WriteResult("written", attempt, act())
             except _TransientError as failure:
-                if attempt >= self.max_attempts:
-                    raise WriteBackError(
-                        f"{self.table} {target}: not written after {attempt} attempts; "
-                        f"last failure: {failure.cause}",
-                        status=failure.status,
-                    ) from failure.__cause__
+                self._wait_or_give_up(target, failure, attempt, "written")
                 must_check = must_check or failure.landed
-                delay = self._delay(attempt, failure.retry_after)
-                log.warning(
-                    "write-back %s %s: %s; attempt %d of %d, retrying in %.2f s",
-                    self.table,
-                    target,
-                    failure.cause,
-                    attempt,
-                    self.max_attempts,
-                    delay,
-                )
-                self._sleep(delay)
+                attempt += 1
+
+    def _wait_or_give_up(
+        self, target: str, failure: _TransientError, attempt: int, what: str
+    ) -> None:
+        if attempt >= self.max_attempts:
+            raise WriteBackError(
+                f"{self.table} {target}: not {what} after {attempt} attempts; "
+                f"last failure: {failure.cause}",
+                status=failure.status,
+            ) from failure.__cause__
+        delay = self._delay(attempt, failure.retry_after)
+        log.warning(
+            "write-back %s %s: %s; attempt %d of %d, retrying in %.2f s",
+            self.table,
+            target,
+            failure.cause,
+            attempt,
+            self.max_attempts,
+            delay,
+        )
+        self._sleep(delay)
+
+    def rows(self, field: str, value: str, fields: list[str]) -> list[dict[str, str]]:
+        """The records whose `field` is `value`, with `fields` as display values (a read:
+        retried on transient failures like a write, never written)."""
+        params = {
+            "sysparm_query": f"{field}={value}",
+            "sysparm_fields": ",".join(fields),
+            "sysparm_display_value": "true",
+        }
+        attempt = 1
+        while True:
+            try:
+                response = self._send("GET", None, [], params=params, landed=False)
+                found = self._result(response, None)
+                return [dict(r) for r in found] if isinstance(found, list) else []
+            except _TransientError as failure:
+                self._wait_or_give_up(f"(query {field}={value})", failure, attempt, "read")
                 attempt += 1
 
     def create(self, fields: Mapping[str, str], key: str) -> WriteResult:

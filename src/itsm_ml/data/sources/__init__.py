@@ -15,6 +15,10 @@ from itsm_ml.config import (
     ChangeSource,
     EventLogFields,
     GeneratorSource,
+    MicroRecordGeneratorSource,
+    MicroRecordsFileSource,
+    MicroRecordSource,
+    NoMicroRecords,
     ServiceNowAuditLogSource,
     ServiceNowTableSource,
     TicketCsvSource,
@@ -22,7 +26,7 @@ from itsm_ml.config import (
 )
 from itsm_ml.errors import ConfigError
 
-AnySource = TicketSource | ChangeSource
+AnySource = TicketSource | ChangeSource | MicroRecordSource
 
 
 def load_tickets(source: TicketSource) -> pd.DataFrame:
@@ -53,7 +57,26 @@ def load_changes(source: ChangeSource) -> pd.DataFrame:
     )
 
 
+def load_micro_records(source: MicroRecordSource) -> pd.DataFrame:
+    from itsm_ml.data.sources import micro_records
+
+    if isinstance(source, MicroRecordsFileSource):
+        return micro_records.load_micro_records(source)
+    if isinstance(source, NoMicroRecords):
+        return micro_records.empty_micro_records()
+    from itsm_ml.data.sources import micro_generator
+
+    return micro_generator.generate_micro_records(source)
+
+
+_MICRO_KINDS = (MicroRecordsFileSource, MicroRecordGeneratorSource, NoMicroRecords)
+
+
 def load_table(table: str, source: AnySource) -> pd.DataFrame:
+    if table == "micro_records" and isinstance(source, _MICRO_KINDS):
+        return load_micro_records(source)
+    if isinstance(source, _MICRO_KINDS):
+        raise ConfigError(f"a source of kind {source.kind!r} cannot feed the {table} table")
     if table == "tickets" and not isinstance(source, ChangeCsvSource):
         return load_tickets(source)
     if table == "changes" and isinstance(source, ChangeCsvSource | GeneratorSource):
@@ -84,6 +107,11 @@ class SourceTraits:
 
 
 def traits(table: str, source: AnySource) -> SourceTraits:
+    if table == "micro_records":
+        # A symptom is what a micro-record is; no source has ServiceNow's choice lists.
+        return SourceTraits(
+            has_text=not isinstance(source, NoMicroRecords), non_null=("opened_at",)
+        )
     if table == "changes":
         return SourceTraits(
             has_text=False,
@@ -110,6 +138,8 @@ def traits(table: str, source: AnySource) -> SourceTraits:
 
 
 def describe(source: AnySource) -> str:
-    if isinstance(source, GeneratorSource):
+    if isinstance(source, GeneratorSource | MicroRecordGeneratorSource):
         return f"built-in generator (seed {source.seed}, {source.rows} rows)"
+    if isinstance(source, NoMicroRecords):
+        return "no micro-records (kind none)"
     return f"{source.resolved_path()} ({source.kind})"

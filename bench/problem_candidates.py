@@ -1,0 +1,279 @@
+"""Problem candidates (issue 18): the ServiceNow log's problems, and hidden recurring issues
+in generated micro-records, found by our grouping and rule against the baselines.
+
+    uv run python bench/problem_candidates.py --out reports/bench/problem_candidates.md   # ~6 min
+
+ServiceNow incident log: incidents linked to one `problem_id` are the truth (35 problems with
+two or more incidents, 171 incidents). The log has no text: every method groups on the
+fields known at open (category, subcategory, symptom, location, assignment group). For each:
+pairwise precision and recall on the 171 incidents (pairs among them); how many of the 35
+problems a raised candidate holds two or more incidents of, and how many days after the
+problem's first incident; candidates raised per month (the review load). The rule is the
+same for every method. Since the desk here linked most problems within hours, the rule's
+"no linked problem yet" is left out: the question is whether each method would have raised
+the problem had nobody linked it.
+
+Baselines: the issue's key (category + subcategory + symptom, a record joining the open
+group of its key within the window, a missing value a value of its own), and k-means on
+the same field vectors with the k that scores best on the labels (an upper bound).
+
+Generated desk (`make run`'s tickets) plus generated chat-assistant micro-records with 24
+hidden recurring issues that never reach the desk: the share of them a candidate surfaces
+(a raised group holding at least three of an issue's records), the delay from the issue's
+first record, and candidates per month, for our grouping and the key baseline (service).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from machine import machine
+
+from itsm_ml.config import (
+    GeneratorSource,
+    MicroRecordGeneratorSource,
+    ProblemsParams,
+    RecurrenceRuleParams,
+    ServiceNowAuditLogSource,
+    SurgeKnobs,
+)
+from itsm_ml.data.sources import load_table
+from itsm_ml.data.sources.micro_generator import generate_with_truth, hidden_issues
+from itsm_ml.problems import detection
+from itsm_ml.problems.grouping import GroupingSettings, IncrementalGrouper
+from itsm_ml.problems.representation import field_vectors
+
+SN_FIELDS = ("category", "subcategory", "symptom", "location", "assignment_group")
+KEY = ("category", "subcategory", "symptom")
+RULES = {
+    "default (5 records, 3 callers)": RecurrenceRuleParams(),
+    "lenient (3 records, 2 callers)": RecurrenceRuleParams(min_records=3, min_callers=2),
+}
+THRESHOLDS = (0.6, 0.7, 0.8, 0.9)
+KMEANS_K = (50, 100, 200, 400, 800, 1600)
+
+
+def pairwise(truth: pd.Series, groups: pd.Series) -> tuple[float, float, float]:
+    """Precision, recall and F1 of same-group pairs among the labelled records."""
+    expected = _pairs(truth)
+    found = _pairs(groups.loc[truth.index])
+    hits = len(expected & found)
+    precision = hits / len(found) if found else 0.0
+    recall = hits / len(expected) if expected else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if hits else 0.0
+    return precision, recall, f1
+
+
+def _pairs(labels: pd.Series) -> set[tuple[str, str]]:
+    out: set[tuple[str, str]] = set()
+    for _, members in labels.groupby(labels):
+        out.update(combinations(sorted(members.index), 2))
+    return out
+
+
+def keyed(records: pd.DataFrame, key: tuple[str, ...], window_days: float) -> detection.Grouped:
+    """The key baseline: a record joins the open group of its key (a missing value is a value
+    of its own), a group closing after `window_days` without a record."""
+    frame = records.assign(**{c: records[c].fillna("(none)") for c in key})
+    grouper = IncrementalGrouper(
+        GroupingSettings(threshold=0.0, window_days=window_days, fields=key)
+    )
+    ones = np.ones((len(frame), 1))
+    assigned = grouper.add(frame["record_id"].tolist(), frame["opened_at"], ones, frame)
+    return detection.Grouped(records.assign(group=assigned), ones, grouper.groups, 1)
+
+
+def clustered(records: pd.DataFrame, fields: tuple[str, ...], k: int) -> detection.Grouped:
+    from sklearn.cluster import KMeans
+
+    vectors = field_vectors(records, fields)
+    labels = KMeans(min(k, len(records)), n_init=1, random_state=0).fit_predict(vectors)
+    groups = pd.Series([f"K{label}" for label in labels], index=records.index)
+    members = groups.groupby(groups).apply(lambda g: records.loc[g.index, "record_id"].tolist())
+    return detection.Grouped(records.assign(group=groups), vectors, members.to_dict(), 0)
+
+
+def raised_problems(grouped: detection.Grouped, raised: pd.DataFrame) -> pd.DataFrame:
+    """Per problem of two or more incidents: whether a raised group holds two of them, and
+    how many days after the problem's first incident (the raise, or the second incident of
+    it in that group, whichever is later)."""
+    records = grouped.records
+    linked = records[records["problem"].notna()]
+    sizes = linked["problem"].value_counts()
+    when = raised.set_index("group")["raised_at"]
+    rows = []
+    for problem in sizes[sizes >= 2].index:
+        incidents = linked[linked["problem"] == problem]
+        first = incidents["opened_at"].min()
+        best = None
+        for group, members in incidents.groupby("group"):
+            if len(members) < 2 or group not in when.index:
+                continue
+            at = max(when[group], members["opened_at"].sort_values().iloc[1])
+            best = at if best is None else min(best, at)
+        rows.append(
+            {
+                "problem": problem,
+                "raised": best is not None,
+                "days": (best - first) / pd.Timedelta(days=1) if best is not None else np.nan,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def per_month(grouped: detection.Grouped, raised: pd.DataFrame) -> float:
+    opened = grouped.records["opened_at"]
+    months = max((opened.max() - opened.min()) / pd.Timedelta(days=30.44), 1.0)
+    return len(raised) / months
+
+
+def servicenow(datasets: str) -> list[str]:
+    tickets = load_table(
+        "tickets",
+        ServiceNowAuditLogSource(
+            kind="servicenow_audit_log",
+            path=f"{datasets}/servicenow-incident-log/incident_event_log.csv.gz",
+        ),
+    )
+    records = detection.combine(tickets, None)
+    # The truth: incidents of problems with two or more of them.
+    sizes = records["problem"].value_counts()
+    labelled = records[records["problem"].isin(sizes[sizes >= 2].index)]
+    truth = labelled["problem"]
+    methods: list[tuple[str, detection.Grouped, bool]] = []
+    for threshold in THRESHOLDS:
+        settings = ProblemsParams(threshold=threshold, same=(), fields=SN_FIELDS)
+        methods.append(
+            (
+                f"ours: fields, threshold {threshold}",
+                detection.group_records(records, settings),
+                True,
+            )
+        )
+    methods.append(("key: category + subcategory + symptom", keyed(records, KEY, 14), False))
+    best_k, best_f1 = KMEANS_K[0], -1.0
+    for k in KMEANS_K:
+        f1 = pairwise(truth, clustered(records, SN_FIELDS, k).records["group"])[2]
+        if f1 > best_f1:
+            best_k, best_f1 = k, f1
+    methods.append(
+        (f"k-means, fields, best k = {best_k}", clustered(records, SN_FIELDS, best_k), False)
+    )
+    lines = [
+        "### ServiceNow incident log: its problems",
+        "",
+        f"{len(records):,} incidents, {records['opened_at'].min():%Y-%m-%d} to"
+        f" {records['opened_at'].max():%Y-%m-%d}; {sizes.ge(2).sum()} problems with two or more"
+        f" incidents ({len(labelled)} incidents). Pairwise precision and recall over pairs of"
+        " those incidents; `problems raised`: a raised candidate holds two or more of the"
+        " problem's incidents; `days`: median days from the problem's first incident.",
+        "",
+        "| grouping | pairwise P | pairwise R | F1 | rule | problems raised | days (median) | candidates per month |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, grouped, like_before in methods:
+        precision, recall, f1 = pairwise(truth, grouped.records["group"])
+        for rule_name, rule in RULES.items():
+            settings = ProblemsParams(
+                threshold=_threshold(name), same=(), fields=SN_FIELDS, rule=rule
+            )
+            unlinked = detection.Grouped(
+                grouped.records.assign(problem=pd.NA), grouped.vectors, grouped.groups,
+                grouped.text_dimensions,
+            )  # fmt: skip
+            raised = detection.replay(unlinked, settings, like_before=like_before)
+            found = raised_problems(grouped, raised)
+            lines.append(
+                f"| {name} | {precision:.2f} | {recall:.2f} | {f1:.2f} | {rule_name} |"
+                f" {int(found['raised'].sum())} of {len(found)} |"
+                f" {found['days'].median():.1f} | {per_month(grouped, raised):.0f} |"
+            )
+        print(f"servicenow: {name} done", flush=True)
+    return lines
+
+
+def _threshold(name: str) -> float:
+    return float(name.rsplit(" ", 1)[1]) if "threshold" in name else 0.8
+
+
+def micro_records() -> list[str]:
+    tickets_source = GeneratorSource(
+        kind="generator", rows=20_000, surges=SurgeKnobs(count=36, tickets=12)
+    )
+    tickets = load_table("tickets", tickets_source)
+    settings_micro = MicroRecordGeneratorSource(
+        kind="generator", hidden={"count": 24, "records": 12, "days": 10}
+    )
+    micro = load_table("micro_records", settings_micro)
+    _, truth = generate_with_truth(settings_micro)
+    issues = hidden_issues(settings_micro)
+    records = detection.combine(tickets, micro)
+    issue_of = pd.Series(truth.to_numpy(), index=micro["record_id"].to_numpy())
+    hidden = records["record_id"].map(issue_of).fillna(-1).astype(int)
+    ours = ProblemsParams()
+    methods = [
+        ("ours (params.yaml defaults)", detection.group_records(records, ours), True),
+        ("key: service", keyed(records, ("service",), ours.window_days), False),
+    ]
+    lines = [
+        "### Generated desk with hidden recurring issues in micro-records",
+        "",
+        f"{len(tickets):,} generated tickets and {len(micro):,} micro-records, {len(issues)}"
+        f" hidden issues of {issues[0].records} records over {settings_micro.hidden.days:g} days"
+        " each (never a ticket). Surfaced: a raised candidate holds three or more of the"
+        " issue's records; delay from the issue's first record.",
+        "",
+        "| grouping | issues surfaced | delay (median days) | candidates per month | of them holding micro-records |",
+        "|---|---|---|---|---|",
+    ]
+    for name, grouped, like_before in methods:
+        raised = detection.replay(grouped, ours, like_before=like_before)
+        when = raised.set_index("group")["raised_at"]
+        delays = []
+        for k, issue in enumerate(issues):
+            groups = grouped.records.loc[hidden.to_numpy() == k, "group"].value_counts()
+            held = [g for g, n in groups.items() if n >= 3 and g in when.index]
+            if held:
+                delays.append((min(when[g] for g in held) - issue.start) / pd.Timedelta(days=1))
+        with_micro = grouped.records[grouped.records["source"] == detection.MICRO]["group"]
+        lines.append(
+            f"| {name} | {len(delays)} of {len(issues)} |"
+            f" {np.median(delays) if delays else float('nan'):.1f} |"
+            f" {per_month(grouped, raised):.1f} | {raised['group'].isin(with_micro).sum()} |"
+        )
+        print(f"micro-records: {name} done", flush=True)
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    datasets = os.environ.get("ITSM_ML_DATASETS")
+    if not datasets:
+        sys.exit("set ITSM_ML_DATASETS to the folder of the public datasets")
+    started = time.perf_counter()
+    body = [*servicenow(datasets), "", *micro_records()]
+    lines = [
+        "## Problem candidates: the ServiceNow log's problems, hidden issues in micro-records",
+        "",
+        "Command: `uv run python bench/problem_candidates.py` (in `make bench`).",
+        f"Machine: {machine()}. Run time {time.perf_counter() - started:.0f} s.",
+        "",
+        *body,
+        "",
+    ]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

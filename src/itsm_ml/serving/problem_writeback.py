@@ -1,0 +1,148 @@
+"""Problem candidates in the ITSM: each opened once as a problem in state New with its
+incidents linked, and the problem managers' decisions read back as labels.
+
+A problem is created with the candidate's id as its `correlation_id` (`ServiceNowWriter
+.create`), so running the write-back again, or a retry after a lost answer, never opens a
+second problem for one candidate. Each incident is linked by setting its reference field to
+the problem's number, with a work note keyed by candidate and incident: linking again adds
+nothing. Micro-records have no record in the ITSM; the description counts them.
+
+Reading back, a problem closed with a rejecting resolution code (Canceled, Duplicate) is a
+rejected candidate, one moved on from New an accepted one, one still New pending. Precision,
+the share of decided candidates accepted, is what the rule is tuned by.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from itsm_ml.config import ProblemWriteBackParams
+from itsm_ml.serving.writeback import MARKER_PREFIX, ServiceNowWriter, WriteBackError
+
+MAX_LINKS = 50  # incidents linked per problem, the newest: a problem lists its evidence
+
+
+@dataclass(frozen=True)
+class Opened:
+    candidate: str
+    problem: str  # its number, or sys_id when the ITSM gave no number
+    status: str  # written or already_written
+    linked: int
+    failed_links: int
+
+
+def problem_fields(candidate: dict[str, Any], settings: ProblemWriteBackParams) -> dict[str, str]:
+    where = ", ".join(candidate["services"]) or "no service named"
+    terms = ", ".join(candidate["top_terms"][:5])
+    lines = [
+        f"Recurring issue {candidate['id']} raised by itsm-ml on {candidate['raised_at'][:10]}.",
+        f"{candidate['records']} records ({candidate['tickets']} incidents,"
+        f" {candidate['micro_records']} fixed outside the desk) from {candidate['callers']}"
+        f" callers, {candidate['first_seen'][:10]} to {candidate['last_seen'][:10]};"
+        f" {candidate['minutes_lost']:.0f} minutes lost.",
+        f"Services: {where}. CIs: {', '.join(candidate['cis']) or 'none named'}.",
+        f"Terms: {terms}.",
+        "Representative records:",
+        *(
+            f"- {r['id']} ({r['source']}, {r['opened_at'][:10]})"
+            for r in candidate["representatives"]
+        ),
+        "Accept by moving it on from New; reject by closing it as Canceled or Duplicate.",
+    ]
+    return {
+        "short_description": f"Recurring: {terms} ({where})"[:160],
+        "description": "\n".join(lines),
+        "state": settings.state,
+    }
+
+
+def open_problems(
+    candidates: list[dict[str, Any]],
+    problems: ServiceNowWriter,
+    incidents: ServiceNowWriter,
+    settings: ProblemWriteBackParams,
+    echo: Callable[[str], None] = print,
+) -> list[Opened]:
+    """One problem per candidate, its incidents linked; a failure on one candidate is said
+    and the others go on (WriteBackError for a candidate that could not be opened)."""
+    opened = []
+    for candidate in candidates:
+        try:
+            created = problems.create(problem_fields(candidate, settings), candidate["id"])
+            found = problems.rows("correlation_id", candidate["id"], ["sys_id", "number"])
+            number = found[0].get("number") if found else None
+            reference = str(number or created.sys_id)
+        except WriteBackError as exc:
+            echo(f"{candidate['id']}: no problem opened: {exc}")
+            continue
+        linked = failed = 0
+        for ticket in candidate["ticket_ids"][-MAX_LINKS:]:
+            try:
+                rows = incidents.rows("number", ticket, ["sys_id"])
+                if not rows:
+                    failed += 1
+                    continue
+                incidents.update(
+                    rows[0]["sys_id"],
+                    {settings.link_field: reference},
+                    f"Linked to problem {reference}: recurring issue {candidate['id']}.",
+                    f"{candidate['id']}:{ticket}"[:64],
+                )
+                linked += 1
+            except WriteBackError as exc:
+                failed += 1
+                echo(f"{candidate['id']}: incident {ticket} not linked: {exc}")
+        opened.append(Opened(candidate["id"], reference, created.status, linked, failed))
+    return opened
+
+
+def read_decisions(
+    problems: ServiceNowWriter, settings: ProblemWriteBackParams
+) -> list[dict[str, str]]:
+    """The problems opened from candidates, each with its decision: accepted, rejected or
+    pending."""
+    rows = problems.rows(
+        "correlation_display",
+        MARKER_PREFIX,
+        ["sys_id", "number", "correlation_id", "state", "resolution_code"],
+    )
+    decided = []
+    for row in rows:
+        candidate = row.get("correlation_id") or ""
+        if not candidate.startswith("RI-"):
+            continue  # an incident from an early warning, or another integration's record
+        state, code = row.get("state") or "", row.get("resolution_code") or ""
+        if code in settings.rejected or state in settings.rejected:
+            decision = "rejected"
+        elif state and state != settings.state:
+            decision = "accepted"
+        else:
+            decision = "pending"
+        decided.append(
+            {"candidate": candidate, "problem": row.get("number") or row.get("sys_id", ""),
+             "state": state, "resolution_code": code, "decision": decision}
+        )  # fmt: skip
+    return sorted(decided, key=lambda d: d["candidate"])
+
+
+def precision(decisions: list[dict[str, str]], candidates: list[dict[str, Any]]) -> dict[str, Any]:
+    """Accepted among decided, overall and by the month each candidate was raised."""
+    raised = {c["id"]: c["raised_at"][:7] for c in candidates}
+    months: dict[str, dict[str, int]] = {}
+    for decision in decisions:
+        month = raised.get(decision["candidate"], "unknown")
+        counts = months.setdefault(month, {"accepted": 0, "rejected": 0, "pending": 0})
+        counts[decision["decision"]] += 1
+
+    def share(counts: dict[str, int]) -> float | None:
+        decided = counts["accepted"] + counts["rejected"]
+        return round(counts["accepted"] / decided, 3) if decided else None
+
+    total = {k: sum(m[k] for m in months.values()) for k in ("accepted", "rejected", "pending")}
+    return {
+        "precision": share(total),
+        **total,
+        "by_month": {m: {**c, "precision": share(c)} for m, c in sorted(months.items())},
+    }
