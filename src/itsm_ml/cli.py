@@ -465,7 +465,7 @@ def summary(params_path: ParamsOption = Path("params.yaml")) -> None:
     """What the last pipeline run ended with: each model's primary metric beside its best
     baseline, the share auto-routed, the gate's decision; then where to look."""
     from itsm_ml.catalog import catalog
-    from itsm_ml.run_summary import WHERE_TO_LOOK, early_warning_line, summarise
+    from itsm_ml.run_summary import WHERE_TO_LOOK, early_warning_line, problems_line, summarise
 
     params, root = _project(params_path)
     found = summarise(root, catalog(params))
@@ -479,9 +479,12 @@ def summary(params_path: ParamsOption = Path("params.yaml")) -> None:
     warnings = early_warning_line(root)
     if warnings:
         out.print(f"[bold]early warning[/bold]: {escape(warnings)}", soft_wrap=True)
+    candidates = problems_line(root)
+    if candidates:
+        out.print(f"[bold]problem candidates[/bold]: {escape(candidates)}", soft_wrap=True)
     out.print()
     for command, what in WHERE_TO_LOOK:
-        out.print(f"  [bold]{command:<13}[/bold] {what}")
+        out.print(f"  [bold]{command:<16}[/bold] {what}")
 
 
 @app.command()
@@ -844,18 +847,11 @@ def _read_decisions(params: Any, root: Path, candidates: list[dict[str, Any]]) -
 def _open_incidents(params: Any, warnings: list[dict[str, Any]]) -> bool:
     """One incident per warning, keyed by the warning's id; False if any failed."""
     from itsm_ml.early_warning.watch import incident_fields
-    from itsm_ml.serving.writeback import ServiceNowWriter, WriteBackError
+    from itsm_ml.serving.writeback import WriteBackError
 
     settings = params.serving.writeback
     failed = 0
-    with ServiceNowWriter.from_env(
-        settings.url,
-        user_env=settings.user_env,
-        password_env=settings.password_env,
-        table=settings.table,
-        timeout=settings.timeout_seconds,
-        max_attempts=settings.max_attempts,
-    ) as writer:
+    with _itsm_writer(params, settings.table) as writer:
         for warning in warnings:
             try:
                 result = writer.create(incident_fields(warning), warning["id"])

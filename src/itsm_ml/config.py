@@ -380,6 +380,12 @@ class SurgeKnobs(_Strict):
     hours: float = Field(3.0, gt=0, le=72, description="How long a surge lasts.")
 
 
+def _start_before_end(source: Any) -> Any:
+    if source.end <= source.start:
+        raise ValueError(f"end ({source.end}) must be after start ({source.start})")
+    return source
+
+
 class GeneratorSource(_Strict):
     """Built-in generator of ServiceNow-shaped incidents and change requests."""
 
@@ -393,11 +399,7 @@ class GeneratorSource(_Strict):
 
     _dates = field_validator("start", "end", mode="before")(_calendar_date)
 
-    @model_validator(mode="after")
-    def _ordered(self) -> GeneratorSource:
-        if self.end <= self.start:
-            raise ValueError(f"end ({self.end}) must be after start ({self.start})")
-        return self
+    _ordered = model_validator(mode="after")(_start_before_end)
 
 
 TicketSource = Annotated[
@@ -466,11 +468,7 @@ class MicroRecordGeneratorSource(_Strict):
 
     _dates = field_validator("start", "end", mode="before")(_calendar_date)
 
-    @model_validator(mode="after")
-    def _ordered(self) -> MicroRecordGeneratorSource:
-        if self.end <= self.start:
-            raise ValueError(f"end ({self.end}) must be after start ({self.start})")
-        return self
+    _ordered = model_validator(mode="after")(_start_before_end)
 
 
 class NoMicroRecords(_Strict):

@@ -20,6 +20,7 @@ WHERE_TO_LOOK = (
     ("make serve", "the scoring service with its champions (docs at /docs)"),
     ("reports/", "model cards, evaluation figures, drift pages, gate decisions"),
     ("itsm-ml watch", "the newest early warnings; reports/early_warning/ has them all"),
+    ("itsm-ml problems", "problem candidates; reports/problems/candidates.html has them all"),
 )
 
 
@@ -103,4 +104,16 @@ def early_warning_line(root: Path) -> str:
     return (
         f"{found['warnings']} warnings over {found['series']} series "
         f"({found['warnings_per_week']} per week)" + (f"; most: {busiest}" if busiest else "")
+    )
+
+
+def problems_line(root: Path) -> str:
+    """What the problems stage raised, or "" when it has not run."""
+    found = _read(root / "reports" / "problems" / "candidates.json").get("summary")
+    if not found:
+        return ""
+    return (
+        f"{found['raised']} candidates raised from {found['records']:,} records"
+        f" ({found['raised_per_month']} a month), {found['with_micro_records']} holding fixes"
+        f" made outside the desk, {found['active']} recurring now"
     )

@@ -401,3 +401,22 @@ def test_formulas_quarantine_their_rows_when_asked(tmp_path: Path) -> None:
     failure = failed_rules(report)["caller: not formula-like"]
     assert failure["severity"] == "row"
     assert "caller=\"@SUM(1+1)*cmd|' /C calc'!A0\"" in " ".join(output.split())
+
+
+def test_an_assistant_export_in_json_lines_is_checked_as_micro_records(tmp_path: Path) -> None:
+    rows = [
+        {"id": f"c{i}", "timestamp": f"2025-03-0{1 + i % 9}T09:00:00", "user": f"u{i % 7}",
+         "symptom": f"VPN error {i}", "minutes_lost": "-1" if i == 3 else "5"}
+        for i in range(150)
+    ]  # fmt: skip
+    export = tmp_path / "assistant.jsonl"
+    export.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    code, output, report = check(
+        tmp_path, export, kind="assistant_export", params=tmp_path / "none"
+    )
+    assert code == 0, output
+    assert report["table"] == "micro_records" and report["rows"] == 150
+    assert report["quarantined_rows"] == 1  # the negative minutes lost
+    export.write_text(json.dumps(rows[0]) + "\nnot json\n")
+    code, output, _ = check(tmp_path, export, kind="assistant_export", params=tmp_path / "none")
+    assert code == 1 and "line 2 is not valid JSON" in output

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from itsm_ml.catalog import ModelLayout, catalog
 from itsm_ml.config import parse_params
-from itsm_ml.run_summary import early_warning_line, summarise
+from itsm_ml.run_summary import early_warning_line, problems_line, summarise
 
 PARAMS = parse_params({"tickets": {"source": {"kind": "generator"}},
                        "changes": {"source": {"kind": "generator"}}})  # fmt: skip
@@ -94,4 +94,17 @@ def test_the_early_warning_line_says_what_the_stage_found(tmp_path: Path) -> Non
     (folder / "summary.json").write_text(json.dumps(summary))
     assert early_warning_line(tmp_path) == (
         "12 warnings over 12 series (0.231 per week); most: service=VPN 3, service=Mail 1"
+    )
+
+
+def test_the_problems_line_says_what_the_stage_raised(tmp_path: Path) -> None:
+    assert problems_line(tmp_path) == ""  # the stage has not run
+    folder = tmp_path / "reports" / "problems"
+    folder.mkdir(parents=True)
+    summary = {"raised": 9, "records": 12_345, "raised_per_month": 0.75,
+               "with_micro_records": 4, "active": 1}  # fmt: skip
+    (folder / "candidates.json").write_text(json.dumps({"summary": summary, "candidates": []}))
+    assert problems_line(tmp_path) == (
+        "9 candidates raised from 12,345 records (0.75 a month), 4 holding fixes made outside"
+        " the desk, 1 recurring now"
     )

@@ -142,29 +142,33 @@ def replay(result: Grouped, settings: ProblemsParams, *, like_before: bool = Tru
     frame = grouped.assign(caller=caller)
     opened = frame["opened_at"].to_numpy()
     raised: dict[str, dict[str, Any]] = {}
-    groups = frame["group"].to_numpy()
+    codes, names = pd.factorize(frame["group"])
+    done = np.zeros(len(names), dtype=bool)  # raised already
+    norms = _block_norms(result)
     for now in checks:
         start, end = np.searchsorted(
             opened, [(now - window).to_datetime64(), now.to_datetime64()], "right"
         )
         # Only groups with a record in the window can be raised; the rule reads all of
         # their past (records sorted by time, so the past is a prefix).
-        recent = set(groups[start:end]) - set(raised)
-        if not recent:
+        wanted = np.zeros(len(names), dtype=bool)
+        wanted[codes[start:end]] = True
+        wanted &= ~done
+        if not wanted.any():
             continue
-        seen = frame.iloc[:end]
-        seen = seen[np.isin(groups[:end], list(recent))]
+        seen = frame.iloc[:end][wanted[codes[:end]]]
         linked = seen["problem"].where(seen["known_at"] <= now)
         found = candidates(seen.assign(linked=linked), rule, now, linked="linked")
         for row in found.itertuples(index=False):
             if like_before:
                 like_now, similar = _like_now_and_before(
-                    frame, result, row.group, now, window, settings
+                    frame, result, norms, row.group, now, window, settings
                 )
                 if like_now <= rule.growth * similar:
                     continue
             else:
                 similar = float(row.usual_records)
+            done[names.get_loc(row.group)] = True
             raised[row.group] = {
                 "group": row.group,
                 "raised_at": now,
@@ -178,9 +182,21 @@ def replay(result: Grouped, settings: ProblemsParams, *, like_before: bool = Tru
 USUAL_WINDOWS = 6  # the windows before a group's own that say what is usual for its kind
 
 
+def _block_norms(result: Grouped) -> np.ndarray:
+    split = result.text_dimensions
+    return np.stack(
+        [
+            np.linalg.norm(result.vectors[:, :split], axis=1),
+            np.linalg.norm(result.vectors[:, split:], axis=1),
+        ],
+        axis=1,
+    )
+
+
 def _like_now_and_before(
     frame: pd.DataFrame,
     result: Grouped,
+    norms: np.ndarray,
     group: str,
     now: pd.Timestamp,
     window: pd.Timedelta,
@@ -200,7 +216,11 @@ def _like_now_and_before(
     )
     span = frame.iloc[first:last]
     similarity = blended_similarity(
-        result.vectors[first:last], centre, result.text_dimensions, settings.text_weight
+        result.vectors[first:last],
+        centre,
+        result.text_dimensions,
+        settings.text_weight,
+        norms[first:last],
     )
     like = similarity >= settings.threshold
     for column in settings.same:

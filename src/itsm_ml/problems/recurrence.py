@@ -47,7 +47,9 @@ def candidates(
     if missing:
         raise ItsmMlError(f"recurrence: the records lack the column(s) {missing}")
     window = pd.Timedelta(days=rule.window_days)
-    opened = pd.to_datetime(records["opened_at"])
+    opened = records["opened_at"]
+    if not pd.api.types.is_datetime64_any_dtype(opened):
+        opened = pd.to_datetime(opened)
     seen = records[opened <= now].assign(opened_at=opened[opened <= now])
     recent = seen[seen["opened_at"] > now - window]
     before = seen[(seen["opened_at"] > now - 2 * window) & (seen["opened_at"] <= now - window)]

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 MAX_TEXT_CHARS = 100_000  # the ingestion limit (params.yaml, tickets.validation.max_text_chars)
 Code = Annotated[str, StringConstraints(max_length=512)]
-MIN_YEAR, MAX_YEAR = 1900, 2200  # of a metric point's timestamp
+MIN_YEAR, MAX_YEAR = 1900, 2200  # of a metric point's or a micro-record's timestamp
 Text = Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS)]
 
 
@@ -288,6 +288,13 @@ class ResolutionBatchResult(BaseModel):
     results: list[ResolutionResult]
 
 
+def _year_in_range(value: datetime) -> datetime:
+    # Time is kept as pandas nanoseconds downstream: beyond 1677-2262 it cannot be held.
+    if not MIN_YEAR <= value.year < MAX_YEAR:
+        raise ValueError(f"the year must be from {MIN_YEAR} to {MAX_YEAR - 1}")
+    return value
+
+
 class MetricPoint(BaseModel):
     """One point of a series an integration pushes (a metric, or a count of incidents)."""
 
@@ -297,13 +304,7 @@ class MetricPoint(BaseModel):
     )
     value: float = Field(allow_inf_nan=False)
 
-    @field_validator("timestamp")
-    @classmethod
-    def _in_range(cls, value: datetime) -> datetime:
-        # Detectors keep time as nanoseconds (pandas): beyond 1677-2262 it cannot be held.
-        if not MIN_YEAR <= value.year < MAX_YEAR:
-            raise ValueError(f"the year must be from {MIN_YEAR} to {MAX_YEAR - 1}")
-        return value
+    _in_range = field_validator("timestamp")(_year_in_range)
 
 
 class AnomalyBatch(BaseModel):
@@ -356,12 +357,7 @@ class MicroRecord(BaseModel):
     minutes_lost: float | None = Field(None, ge=0, le=100_000, allow_inf_nan=False)
     channel: Code = "chat assistant"
 
-    @field_validator("timestamp")
-    @classmethod
-    def _in_range(cls, value: datetime) -> datetime:
-        if not MIN_YEAR <= value.year < MAX_YEAR:
-            raise ValueError(f"the year must be from {MIN_YEAR} to {MAX_YEAR - 1}")
-        return value
+    _in_range = field_validator("timestamp")(_year_in_range)
 
     @field_validator("symptom")
     @classmethod
