@@ -29,7 +29,6 @@ import argparse
 import os
 import sys
 import time
-from itertools import combinations
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +46,7 @@ from itsm_ml.config import (
 from itsm_ml.data.sources import load_table
 from itsm_ml.data.sources.micro_generator import generate_with_truth, hidden_issues
 from itsm_ml.problems import detection
-from itsm_ml.problems.grouping import GroupingSettings, IncrementalGrouper
+from itsm_ml.problems.evaluation import keyed, pairwise, per_month, raised_problems
 from itsm_ml.problems.representation import field_vectors
 
 SN_FIELDS = ("category", "subcategory", "symptom", "location", "assignment_group")
@@ -60,36 +59,6 @@ THRESHOLDS = (0.6, 0.7, 0.8, 0.9)
 KMEANS_K = (50, 100, 200, 400, 800, 1600)
 
 
-def pairwise(truth: pd.Series, groups: pd.Series) -> tuple[float, float, float]:
-    """Precision, recall and F1 of same-group pairs among the labelled records."""
-    expected = _pairs(truth)
-    found = _pairs(groups.loc[truth.index])
-    hits = len(expected & found)
-    precision = hits / len(found) if found else 0.0
-    recall = hits / len(expected) if expected else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if hits else 0.0
-    return precision, recall, f1
-
-
-def _pairs(labels: pd.Series) -> set[tuple[str, str]]:
-    out: set[tuple[str, str]] = set()
-    for _, members in labels.groupby(labels):
-        out.update(combinations(sorted(members.index), 2))
-    return out
-
-
-def keyed(records: pd.DataFrame, key: tuple[str, ...], window_days: float) -> detection.Grouped:
-    """The key baseline: a record joins the open group of its key (a missing value is a value
-    of its own), a group closing after `window_days` without a record."""
-    frame = records.assign(**{c: records[c].fillna("(none)") for c in key})
-    grouper = IncrementalGrouper(
-        GroupingSettings(threshold=0.0, window_days=window_days, fields=key)
-    )
-    ones = np.ones((len(frame), 1))
-    assigned = grouper.add(frame["record_id"].tolist(), frame["opened_at"], ones, frame)
-    return detection.Grouped(records.assign(group=assigned), ones, grouper.groups, 1)
-
-
 def clustered(records: pd.DataFrame, fields: tuple[str, ...], k: int) -> detection.Grouped:
     from sklearn.cluster import KMeans
 
@@ -98,40 +67,6 @@ def clustered(records: pd.DataFrame, fields: tuple[str, ...], k: int) -> detecti
     groups = pd.Series([f"K{label}" for label in labels], index=records.index)
     members = groups.groupby(groups).apply(lambda g: records.loc[g.index, "record_id"].tolist())
     return detection.Grouped(records.assign(group=groups), vectors, members.to_dict(), 0)
-
-
-def raised_problems(grouped: detection.Grouped, raised: pd.DataFrame) -> pd.DataFrame:
-    """Per problem of two or more incidents: whether a raised group holds two of them, and
-    how many days after the problem's first incident (the raise, or the second incident of
-    it in that group, whichever is later)."""
-    records = grouped.records
-    linked = records[records["problem"].notna()]
-    sizes = linked["problem"].value_counts()
-    when = raised.set_index("group")["raised_at"]
-    rows = []
-    for problem in sizes[sizes >= 2].index:
-        incidents = linked[linked["problem"] == problem]
-        first = incidents["opened_at"].min()
-        best = None
-        for group, members in incidents.groupby("group"):
-            if len(members) < 2 or group not in when.index:
-                continue
-            at = max(when[group], members["opened_at"].sort_values().iloc[1])
-            best = at if best is None else min(best, at)
-        rows.append(
-            {
-                "problem": problem,
-                "raised": best is not None,
-                "days": (best - first) / pd.Timedelta(days=1) if best is not None else np.nan,
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def per_month(grouped: detection.Grouped, raised: pd.DataFrame) -> float:
-    opened = grouped.records["opened_at"]
-    months = max((opened.max() - opened.min()) / pd.Timedelta(days=30.44), 1.0)
-    return len(raised) / months
 
 
 def servicenow(datasets: str) -> list[str]:
