@@ -158,16 +158,15 @@ class IncrementalGrouper:
             array[[a, b]] = array[[b, a]]
         self._ids[a], self._ids[b] = self._ids[b], self._ids[a]
 
-    def _split(self) -> int:
-        dimensions = self._totals.shape[1]
-        return (
-            dimensions if self.settings.text_dimensions is None else self.settings.text_dimensions
-        )
+    def _split(self, width: int | None = None) -> int:
+        """Where the text block ends: `text_dimensions`, or every column (one block)."""
+        if self.settings.text_dimensions is not None:
+            return self.settings.text_dimensions
+        return self._totals.shape[1] if width is None else width
 
     def _blocks(self, vectors: np.ndarray) -> np.ndarray:
         """Each block of each vector scaled to unit length (a zero block stays zero)."""
-        split = self._split() if self._totals.shape[1] == vectors.shape[1] else None
-        split = split if split is not None else (self.settings.text_dimensions or vectors.shape[1])
+        split = self._split(vectors.shape[1])
         return np.hstack([_unit(vectors[:, :split]), _unit(vectors[:, split:])])
 
     def _block_norms(self, vector: np.ndarray) -> np.ndarray:
