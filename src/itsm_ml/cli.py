@@ -6,7 +6,6 @@ data and show the canonical tables.
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import date
 from enum import StrEnum
@@ -748,7 +747,7 @@ def problems(
     Exit 0: no candidate shown; 3: at least one; 1: error (a candidate that could not be
     written back included).
     """
-    from itsm_ml.problems.stage import problems as run_problems
+    from itsm_ml.problems.stage import write_candidates
 
     params, root = _project(params_path)
     if (write_back or read_decisions) and not params.serving.writeback.url:
@@ -757,9 +756,8 @@ def problems(
             param_hint="--write-back" if write_back else "--read-decisions",
         )
     with console.status("grouping tickets and micro-records, replaying the rule"):
-        summary = run_problems(params, "history", root).figures
-    found = json.loads((root / "reports" / "problems" / "candidates.json").read_text())
-    shown = [c for c in found["candidates"] if c["active"] or not active][: max(last, 0)]
+        summary, candidates = write_candidates(params, root)
+    shown = [c for c in candidates if c["active"] or not active][: max(last, 0)]
     table = Table()
     for header in ("id", "raised", "now", "records", "outside desk", "callers", "where", "terms"):
         table.add_column(header, overflow="fold")
@@ -784,7 +782,7 @@ def problems(
     if write_back and shown:
         failed = not _open_problems(params, shown)
     if read_decisions:
-        _read_decisions(params, root, found["candidates"])
+        _read_decisions(params, root, candidates)
     raise typer.Exit(1 if failed else 3 if shown else 0)
 
 

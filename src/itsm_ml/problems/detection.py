@@ -138,8 +138,7 @@ def replay(result: Grouped, settings: ProblemsParams, *, like_before: bool = Tru
         pd.DatetimeIndex([last])
     )
     checks = checks[checks >= first + 3 * window].unique()
-    caller = grouped["caller"].fillna(grouped["record_id"])  # unknown callers count apart
-    frame = grouped.assign(caller=caller)
+    frame = _for_the_rule(grouped)
     opened = frame["opened_at"].to_numpy()
     raised: dict[str, dict[str, Any]] = {}
     codes, names = pd.factorize(frame["group"])
@@ -161,8 +160,9 @@ def replay(result: Grouped, settings: ProblemsParams, *, like_before: bool = Tru
         found = candidates(seen.assign(linked=linked), rule, now, linked="linked")
         for row in found.itertuples(index=False):
             if like_before:
+                members = np.flatnonzero(codes[:end] == names.get_loc(row.group))
                 like_now, similar = _like_now_and_before(
-                    frame, result, norms, row.group, now, window, settings
+                    frame, result, norms, members, now, window, settings
                 )
                 if like_now <= rule.growth * similar:
                     continue
@@ -197,19 +197,19 @@ def _like_now_and_before(
     frame: pd.DataFrame,
     result: Grouped,
     norms: np.ndarray,
-    group: str,
+    members: np.ndarray,
     now: pd.Timestamp,
     window: pd.Timedelta,
     settings: ProblemsParams,
 ) -> tuple[int, float]:
-    """Records like the group (its centre, by the grouping's similarity and `same` fields)
+    """Records like the group of `members` (positions of its records up to `now`; its centre,
+    by the grouping's similarity and `same` fields)
     in its window, and per window before it: the larger of the window before and the average
     of the USUAL_WINDOWS before that one. Both counts use one yardstick, so an everyday
     stream spread over several groups, or whose group was founded anew, is as steady by it
     as it is; a new issue has nothing like it before."""
     start = now - window
     opened = frame["opened_at"].to_numpy()  # in time order (`combine`)
-    members = np.flatnonzero(((frame["group"] == group).to_numpy()) & (opened <= now))
     centre = result.vectors[members].sum(axis=0)
     first, last = np.searchsorted(
         opened, [(start - USUAL_WINDOWS * window).to_datetime64(), now.to_datetime64()], "right"
@@ -255,7 +255,9 @@ def evidence(
     """Each raised group with what a problem manager needs to judge it, ranked: groups still
     meeting the rule now first, then by records and callers."""
     records = result.records
-    still = set(candidates(_with_linked(records, now), rule_of(settings), now, "linked")["group"])
+    frame = _for_the_rule(records)
+    frame["linked"] = frame["problem"].where(frame["known_at"] <= now)
+    still = set(candidates(frame, rule_of(settings), now, "linked")["group"])
     frequency: Counter[str] = Counter()
     for text in records["text"].fillna(""):
         frequency.update(set(words(str(text))))
@@ -297,11 +299,10 @@ def evidence(
     return sorted(out, key=lambda c: (not c["active"], -c["records"], -c["callers"], c["id"]))
 
 
-def _with_linked(records: pd.DataFrame, now: pd.Timestamp) -> pd.DataFrame:
-    caller = records["caller"].fillna(records["record_id"])
-    return records.assign(
-        caller=caller, linked=records["problem"].where(records["known_at"] <= now)
-    )
+def _for_the_rule(records: pd.DataFrame) -> pd.DataFrame:
+    """The records as the rule reads them: a record whose caller is unknown counts as a
+    caller of its own (never all as one)."""
+    return records.assign(caller=records["caller"].fillna(records["record_id"]))
 
 
 def _counts(values: pd.Series, top: int = 5) -> dict[str, int]:

@@ -31,6 +31,7 @@ class RepresentationSettings:
 def field_vectors(frame: pd.DataFrame, fields: Sequence[str]) -> np.ndarray:
     """Unit vectors of hashed `column=value` tokens (zero where no field is known)."""
     out = np.zeros((len(frame), FIELD_DIMENSIONS))
+    rows = np.arange(len(frame))
     for column in fields:
         if column not in frame:
             continue
@@ -41,9 +42,9 @@ def field_vectors(frame: pd.DataFrame, fields: Sequence[str]) -> np.ndarray:
             for value in values.dropna().unique()
             if value
         }
-        for row, value in enumerate(values):
-            if not pd.isna(value) and value in slots:
-                out[row, slots[value]] += 1.0
+        slot = values.map(slots).to_numpy(dtype=float, na_value=np.nan)
+        known = ~np.isnan(slot)
+        np.add.at(out, (rows[known], slot[known].astype(np.int64)), 1.0)
     norms = np.linalg.norm(out, axis=1, keepdims=True)
     unit: np.ndarray = np.divide(out, norms, out=np.zeros_like(out), where=norms > 0)
     return unit

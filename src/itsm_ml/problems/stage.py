@@ -109,7 +109,9 @@ def weekly_chart(raised: pd.DataFrame) -> bytes:
     return png
 
 
-def problems(params: Params, _: str, root: Path) -> StageResult:
+def write_candidates(params: Params, root: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Candidates from the validated tables, written to the reports; the summary and the
+    ranked candidates (what `itsm-ml problems` shows)."""
     tickets = io.read_table(Layout(root, "tickets").validated)
     micro_path = Layout(root, "micro_records").validated
     micro = io.read_table(micro_path) if micro_path.exists() else None
@@ -121,6 +123,11 @@ def problems(params: Params, _: str, root: Path) -> StageResult:
         report.render_html(summary, found, weekly_chart(raised)), folder / "candidates.html"
     )
     io.write_json(grouped.groups, state)
+    return summary, found
+
+
+def problems(params: Params, _: str, root: Path) -> StageResult:
+    summary, _found = write_candidates(params, root)
     return StageResult(
         f"{summary['raised']} candidate{'s' if summary['raised'] != 1 else ''} raised from"
         f" {summary['records']:,} records"

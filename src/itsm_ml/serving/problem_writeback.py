@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from itsm_ml.config import ProblemWriteBackParams
+from itsm_ml.problems.grouping import ID_PREFIX
 from itsm_ml.serving.writeback import MARKER_PREFIX, ServiceNowWriter, WriteBackError
 
 MAX_LINKS = 50  # incidents linked per problem, the newest: a problem lists its evidence
@@ -111,7 +112,7 @@ def read_decisions(
     decided = []
     for row in rows:
         candidate = row.get("correlation_id") or ""
-        if not candidate.startswith("RI-"):
+        if not candidate.startswith(ID_PREFIX):
             continue  # an incident from an early warning, or another integration's record
         state, code = row.get("state") or "", row.get("resolution_code") or ""
         if code in settings.rejected or state in settings.rejected:
