@@ -21,14 +21,20 @@ from itsm_ml.config import Params
 from itsm_ml.errors import ConfigError, ItsmMlError
 from itsm_ml.schemas import CHANGES, LABEL_PREFIX, is_label, is_metadata, schema_for
 
-Family = Literal["triage", "change_risk", "knowledge", "early_warning"]
+Family = Literal["triage", "change_risk", "knowledge", "early_warning", "problems"]
 # Which code learns from which table: triage classifies tickets at open (text and fields),
 # change risk scores changes before they run (their own metrics, history and conflicts).
 FAMILY_OF_TABLE: dict[str, Family] = {"tickets": "triage", "changes": "change_risk"}
 # A kind that is a family of its own, whatever the table: knowledge retrieval finds the most
 # similar earlier tickets and suggests the resolution they had.
 # A detector watches incident volume for surges: early warning, judged on labelled windows.
-FAMILY_OF_KIND: dict[str, Family] = {"similarity": "knowledge", "detector": "early_warning"}
+# A recurrence model groups tickets and micro-records into recurring issues and raises problem
+# candidates, judged on the problems the desk linked incidents to.
+FAMILY_OF_KIND: dict[str, Family] = {
+    "similarity": "knowledge",
+    "detector": "early_warning",
+    "recurrence": "problems",
+}
 
 
 def family_of(table: str, kind: str) -> Family:
@@ -45,6 +51,10 @@ METRICS: dict[Family, dict[str, bool]] = {
     # NAB's normalised score of the labelled windows (standard, then low-false-positive
     # profile) at the threshold chosen on validation, and the over-alerting users hate most.
     "early_warning": {"nab_standard": True, "nab_low_fp": True, "false_alarms_per_day": False},
+    # The share of the period's problems a candidate raised (what problem management is
+    # for), same-problem pairs among the linked incidents grouped together (as F1: a grouping
+    # by one broad key puts every pair together and raises nothing), and the review load.
+    "problems": {"problems_raised_share": True, "pairwise_f1": True, "candidates_per_month": False},
 }
 # A yes/no label of tickets (SLA breached, reopened) is judged as a risk score is: how well its
 # probability ranks, then how right it is; accuracy alone rewards the majority class.
@@ -78,6 +88,12 @@ INTENDED_USE: dict[Family, str] = {
     "early_warning": "Watches incident volume per series for surges and opens an early warning"
     " (with its evidence, owner and runbook) while an outage is starting; its threshold is the"
     " one that scored best on validation's labelled windows (`{label}`). It fixes nothing.",
+    "problems": "Groups tickets and micro-records (fixes made outside the desk) into recurring"
+    " issues as they arrive and raises a group as a problem candidate when the recurrence rule"
+    " (`problems.rule`) holds, with its evidence, for a problem manager to accept or reject;"
+    " its grouping threshold is the one that raised most of validation's `{label}` problems. It"
+    " opens, links or closes no problem by itself unless `itsm-ml problems --write-back` is"
+    " run, and then only as New.",
     "knowledge": "Shows the agent (or a self-service chat) the most similar earlier tickets with"
     " how they were resolved, and suggests a `{label}` with a calibrated probability (and the"
     " runbook it points to); the suggestion is marked for automatic use only in values whose"
@@ -102,6 +118,14 @@ LIMITS: dict[Family, tuple[str, ...]] = {
         "Similarity scores rank neighbours for one ticket; they are not probabilities and do"
         " not compare across tickets. The suggestion's probability is the calibrated one.",
         "Tickets resolved after its training are not in its index until it is retrained.",
+    ),
+    "problems": (
+        "It is judged on the problems the desk recorded: a recurring issue nobody linked to a"
+        " problem counts against its precision, and one recorded in no ticket is not judged.",
+        "It cannot tell a surge of one outage (many incidents, one cause, already handled as a"
+        " major incident) from a problem; both recur.",
+        "Its first judgements come after three rule windows of history (`problems.rule`), the"
+        " time it needs to know what is usual.",
     ),
     "early_warning": (
         "It sees how many incidents arrive, not why: a surge of a planned migration or of a"
@@ -248,7 +272,7 @@ def catalog(params: Params) -> Catalog:
     for name, spec in params.models.items():
         label = spec.label if spec.label.startswith(LABEL_PREFIX) else LABEL_PREFIX + spec.label
         family = family_of(spec.table, spec.kind)
-        if family in ("knowledge", "early_warning") and spec.table != "tickets":
+        if family in ("knowledge", "early_warning", "problems") and spec.table != "tickets":
             raise ConfigError(
                 f"models.{name}.kind: {spec.kind!r} on the {spec.table} table; expected the"
                 " tickets table"
@@ -343,13 +367,18 @@ def write_headline(
     """The figures compared across experiments: the primary metric beside the best baseline
     on the same rows. Everything else stays in the evaluation folder and in MLflow."""
     metric = entry.metric
-    best = max(
-        (b[metric] for b in baselines.values() if metric in b and b[metric] == b[metric]),
-        default=float("nan"),
-    )
+    best = best_baseline(metric, baselines)
     io.write_json(
         {"skipped": False, metric: metrics[metric], f"best baseline {metric}": best},
         layout.metrics,
+    )
+
+
+def best_baseline(metric: str, baselines: dict[str, dict[str, Any]]) -> float:
+    """The best baseline's `metric` (higher is better: primaries only), NaN without one."""
+    return max(
+        (b[metric] for b in baselines.values() if metric in b and b[metric] == b[metric]),
+        default=float("nan"),
     )
 
 
@@ -400,6 +429,10 @@ def nothing_to_learn(entry: CatalogEntry, frame: pd.DataFrame) -> str | None:
             f"the {entry.table} table has no `{entry.label}` column ({where});"
             " map that label in the source, or remove the model"
         )
+    # A recurrence model learns from no label: validation's problem links choose its
+    # threshold and test's judge it (`problems.training.nothing_to_judge`).
+    if entry.family == "problems":
+        return None
     known = frame[entry.label].dropna()
     if known.empty:
         return f"`{entry.label}` is empty in the training split ({where})"

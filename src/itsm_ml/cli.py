@@ -738,6 +738,15 @@ def problems(
             " and the precision (data/problems/decisions.json).",
         ),
     ] = False,
+    tune: Annotated[
+        bool,
+        typer.Option(
+            "--tune",
+            help="Replay the rule with each of problems.tried x problems.tried_growth against"
+            " the decisions read back, and suggest the setting that keeps the most accepted"
+            " candidates net of rejected ones (data/problems/tuning.json).",
+        ),
+    ] = False,
     params_path: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Group the validated tickets and micro-records, replay the recurrence rule (params
@@ -747,13 +756,19 @@ def problems(
     Exit 0: no candidate shown; 3: at least one; 1: error (a candidate that could not be
     written back included).
     """
-    from itsm_ml.problems.stage import write_candidates
+    from itsm_ml.problems.stage import groups_file, write_candidates
 
     params, root = _project(params_path)
     if (write_back or read_decisions) and not params.serving.writeback.url:
         raise typer.BadParameter(
             "write-back is not configured: set serving.writeback.url in params.yaml",
             param_hint="--write-back" if write_back else "--read-decisions",
+        )
+    decided = groups_file(root).with_name("decisions.json")
+    if tune and not read_decisions and not decided.exists():
+        raise typer.BadParameter(
+            f"{decided}: no decisions to tune by; read them first (--read-decisions)",
+            param_hint="--tune",
         )
     with console.status("grouping tickets and micro-records, replaying the rule"):
         summary, candidates = write_candidates(params, root)
@@ -778,12 +793,98 @@ def problems(
         f" ({summary['raised_per_month']} a month), {summary['active']} recurring now;"
         " reports/problems/candidates.html"
     )
+    chosen = _chosen_threshold(params, root)
+    if chosen is not None and chosen[1] != params.problems.threshold:
+        out.print(
+            f"[yellow]{chosen[0]} chose threshold {chosen[1]:g} on validation's problem links;"
+            f" these candidates were raised at problems.threshold {params.problems.threshold:g}"
+            " (set it in params.yaml to raise what was gated)[/yellow]"
+        )
     failed = False
     if write_back and shown:
         failed = not _open_problems(params, shown)
     if read_decisions:
         _read_decisions(params, root, candidates)
+    if tune:
+        _tune(params, root)
     raise typer.Exit(1 if failed else 3 if shown else 0)
+
+
+def _chosen_threshold(params: Any, root: Path) -> tuple[str, float] | None:
+    """The catalog's recurrence model and the threshold its last training chose, if any."""
+    import json
+
+    from itsm_ml.catalog import ModelLayout, catalog
+
+    for entry in catalog(params).of_family("problems"):
+        path = ModelLayout(root, entry.name).train_summary
+        if path.exists():
+            found = json.loads(path.read_text(encoding="utf-8"))
+            if not found.get("skipped") and "threshold" in found:
+                return entry.name, float(found["threshold"])
+    return None
+
+
+def _tune(params: Any, root: Path) -> None:
+    import json
+
+    from itsm_ml import io
+    from itsm_ml.data.stage import Layout
+    from itsm_ml.problems import detection, tuning
+    from itsm_ml.problems.stage import groups_file, read_groups
+
+    decisions_path = groups_file(root).with_name("decisions.json")
+    decisions = json.loads(decisions_path.read_text(encoding="utf-8")).get("decisions", [])
+    micro_path = Layout(root, "micro_records").validated
+    records = detection.combine(
+        io.read_table(Layout(root, "tickets").validated),
+        io.read_table(micro_path) if micro_path.exists() else None,
+    )
+    with console.status("replaying the rule for each setting") as status:
+        found = tuning.tune(
+            records,
+            params.problems,
+            read_groups(groups_file(root)),
+            decisions,
+            progress=lambda setting: status.update(f"replaying the rule: {setting}"),
+        )
+    io.write_json(
+        {
+            "decided": found.decided,
+            "current": found.current,
+            "settings": found.table.to_dict("records"),
+        },
+        groups_file(root).with_name("tuning.json"),
+    )
+    table = Table(title=f"settings against {found.decided} decided candidates, best first")
+    for header in ("threshold", "growth", "accepted", "rejected", "precision", "raised", "a month"):
+        table.add_column(header, justify="right")
+    for row in found.table.itertuples(index=False):
+        now = row.threshold == found.current["threshold"] and row.growth == found.current["growth"]
+        table.add_row(
+            f"{row.threshold:g}",
+            f"{row.growth:g}",
+            str(row.accepted),
+            str(row.rejected),
+            "n/a" if row.precision != row.precision else f"{row.precision:.0%}",
+            str(row.raised),
+            f"{row.per_month:g}",
+            style="bold" if now else None,
+        )
+    out.print(table)
+    best = found.best
+    if (best["threshold"], best["growth"]) == (found.current["threshold"], found.current["growth"]):
+        out.print("params.yaml already has the best setting (bold)")
+    else:
+        out.print(
+            f"suggested: problems.threshold: {best['threshold']:g} and problems.rule.growth:"
+            f" {best['growth']:g} in params.yaml (now bold); data/problems/tuning.json"
+        )
+    if not found.enough:
+        out.print(
+            f"[yellow]only {found.decided} decided candidates (accepted or rejected): a"
+            f" suggestion on fewer than {tuning.MIN_DECIDED} stands on little[/yellow]"
+        )
 
 
 def _itsm_writer(params: Any, table: str) -> Any:
@@ -827,19 +928,24 @@ def _open_problems(params: Any, candidates: list[dict[str, Any]]) -> bool:
 
 def _read_decisions(params: Any, root: Path, candidates: list[dict[str, Any]]) -> None:
     from itsm_ml import io
-    from itsm_ml.serving.problem_writeback import precision, read_decisions
+    from itsm_ml.problems.stage import groups_file
+    from itsm_ml.serving.problem_writeback import precision, read_decisions, track_precision
 
     with _itsm_writer(params, params.problems.writeback.table) as problems_writer:
         decisions = read_decisions(problems_writer, params.problems.writeback)
     summary = precision(decisions, candidates)
+    # Beside the groups, not among the stage's reports: DVC would delete it with them.
     io.write_json(
-        {**summary, "decisions": decisions}, root / "reports" / "problems" / "decisions.json"
+        {**summary, "decisions": decisions}, groups_file(root).with_name("decisions.json")
     )
     shown = "n/a" if summary["precision"] is None else f"{summary['precision']:.0%}"
     out.print(
         f"decisions: {summary['accepted']} accepted, {summary['rejected']} rejected,"
         f" {summary['pending']} pending; precision {shown}; data/problems/decisions.json"
     )
+    tracked = track_precision(root, params, summary, params.problems.threshold)
+    if tracked:
+        out.print(f"logged on {tracked} (metric history `decisions precision`)")
 
 
 def _open_incidents(params: Any, warnings: list[dict[str, Any]]) -> bool:

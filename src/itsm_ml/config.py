@@ -596,11 +596,13 @@ class ModelSpec(_Strict):
     table: Literal["tickets", "changes"] = Field(
         description="The canonical table the model learns from and scores."
     )
-    kind: Literal["multiclass", "binary", "similarity", "detector"] = Field(
+    kind: Literal["multiclass", "binary", "similarity", "detector", "recurrence"] = Field(
         description="What it predicts: one of many classes, yes/no, or (tickets only) the"
         " most similar earlier tickets and the resolution they suggest for `label`, or"
         " surges of incident volume (`detector`: `label` links the incidents of one outage,"
-        " such as parent_incident; settings under `early_warning.volume`)."
+        " such as parent_incident; settings under `early_warning.volume`), or recurring"
+        " issues raised as problem candidates (`recurrence`: `label` links incidents to a"
+        " problem, such as problem_id; settings under `problems`)."
     )
     label: str = Field(
         min_length=1,
@@ -1189,6 +1191,30 @@ class ProblemsParams(_Strict):
     representatives: PositiveInt = Field(3, description="Records shown with each candidate.")
     top_terms: PositiveInt = Field(8, description="Terms shown with each candidate.")
     writeback: ProblemWriteBackParams = ProblemWriteBackParams()
+    tried: tuple[Annotated[float, Field(gt=0, le=1)], ...] = Field(
+        (0.6, 0.7, 0.8),
+        description="Thresholds a `recurrence` model tries on validation's problem links (most"
+        " problems raised, then the best pairwise F1, is kept; `threshold` too is tried).",
+    )
+    tried_growth: tuple[Annotated[float, Field(ge=0)], ...] = Field(
+        (1.5, 2.0, 3.0),
+        description="Growths `itsm-ml problems --tune` tries with each of `tried` against the"
+        " decisions read back (`rule.growth` too).",
+    )
+    baseline_key: tuple[str, ...] = Field(
+        ("category", "subcategory", "symptom"),
+        description="The key baseline a `recurrence` model must beat: records sharing these"
+        " values within `window_days` are one group (the columns an export has; none: service).",
+    )
+    max_candidates_per_month: float = Field(
+        12.0,
+        gt=0,
+        description="Review budget: a `recurrence` model raising more in a monitored period is"
+        " over budget (drift and `itsm-ml monitor`).",
+    )
+    monitor_period: PandasFrequency = Field(
+        "30D", description="Period a `recurrence` model is monitored by."
+    )
 
 
 class Params(_Strict):

@@ -419,3 +419,79 @@ def render_detector_card(
             "",
         ]
     )
+
+
+def render_recurrence_card(
+    *,
+    registered_model: str,
+    label: str,
+    data: dict[str, Any],
+    model: dict[str, Any],
+    tried: list[dict[str, float]],
+    metrics: dict[str, Any],
+    baselines: dict[str, dict[str, Any]],
+    intended_use: str,
+    owner: str | None,
+    limits: list[str],
+) -> str:
+    """The card of a problem-candidate detector (kind `recurrence`)."""
+
+    def row(name: str, m: dict[str, Any]) -> str:
+        return (
+            f"| {name} | {_number(m['pairwise_precision'], 2)} | {_number(m['pairwise_recall'], 2)}"
+            f" | {_number(m['pairwise_f1'], 2)} | {m['problems_raised']} of {m['problems']} |"
+            f" {_number(m['median_days_to_raise'], 1)} | {_number(m['candidates_per_month'], 1)} |"
+        )
+
+    return "\n".join(
+        [
+            f"# Model card: {registered_model}",
+            "",
+            f"Groups tickets and micro-records into recurring issues as they arrive (similarity"
+            f" threshold {model['threshold']:g}, {model['threshold_basis']}; groups share"
+            f" {', '.join(model['same']) or 'no field'} and close after {model['window_days']:g}"
+            f" days without a record) and raises a group as a problem candidate by the rule"
+            f" ({model['rule']}). Registered in MLflow with its text weights and the groups open"
+            " when training stopped, so the served version places the next records where"
+            " training left off; alias `challenger`, the promotion gate decides `champion`.",
+            "",
+            *_intended_use(intended_use, owner),
+            "## Data",
+            "",
+            f"- Source: {data['source']}",
+            f"- Split: train {data['train_rows']:,} tickets, validation {data['valid_rows']:,}"
+            f" (threshold chosen), test {data['test_rows']:,} (judged), with"
+            f" {data['micro_records']:,} micro-records over the same time.",
+            f"- Ground truth: incidents linked to one `{label}`; a problem is judged in a period"
+            " where two or more of its incidents are.",
+            "",
+            "## Threshold on validation",
+            "",
+            "| threshold | pairwise F1 | problems raised | candidates per month |",
+            "|---|---|---|---|",
+            *[
+                f"| {t['threshold']:g} | {_number(t['pairwise_f1'], 3)} |"
+                f" {t['problems_raised']} of {t['problems']} |"
+                f" {_number(t['candidates_per_month'], 1)} |"
+                for t in tried
+            ],
+            "",
+            "## Quality on the test split",
+            "",
+            "The whole history is replayed day by day with what was known then; pairs are"
+            " same-problem pairs among the test period's linked incidents; a problem counts as"
+            " raised when a raised group holds two of its incidents, its delay from its first"
+            " incident in the period.",
+            "",
+            "| grouping | pairwise precision | pairwise recall | pairwise F1 | problems raised |"
+            " median days | candidates per month |",
+            "|---|---|---|---|---|---|---|",
+            row("this model", metrics),
+            *[row(f"baseline: {name}", m) for name, m in baselines.items()],
+            "",
+            "## Known limits",
+            "",
+            *[f"- {limit}" for limit in limits],
+            "",
+        ]
+    )

@@ -48,6 +48,10 @@ def _family(family: Family) -> FamilyStages:
         from itsm_ml.early_warning import training as early_warning_stage
 
         return early_warning_stage
+    if family == "problems":
+        from itsm_ml.problems import training as problems_stage
+
+        return problems_stage
     from itsm_ml.triage import stage as triage_stage
 
     return triage_stage
@@ -65,9 +69,13 @@ def train(params: Params, name: str, root: Path) -> StageResult | Skipped:
         from itsm_ml.early_warning.training import nothing_to_judge
 
         reason = nothing_to_judge(params, entry, root)
+    if reason is None and entry.family == "problems":
+        from itsm_ml.problems.training import nothing_to_judge as no_problem_to_judge
+
+        reason = no_problem_to_judge(entry, root)
     if reason is not None:
         undeclared = [f for f in labels_found(entry.table, rows, known) if f.model is None]
-        if undeclared and entry.family != "early_warning":
+        if undeclared and entry.family not in ("early_warning", "problems"):
             lines = "; ".join(f.declaration(entry.table).strip() for f in undeclared)
             reason += f". Labels of this export without a model, to add under `models:`: {lines}"
         skipped = Skipped(entry.name, reason)

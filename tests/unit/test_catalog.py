@@ -30,6 +30,7 @@ def test_the_project_catalog_names_every_model_with_its_table_and_label() -> Non
         "priority",
         "ticket-similarity",
         "incident-surges",
+        "recurring-issues",
         "change-risk",
     ]
     surges = found.get("incident-surges")
@@ -40,6 +41,13 @@ def test_the_project_catalog_names_every_model_with_its_table_and_label() -> Non
         "nab_standard",
     )
     assert list(surges.metrics) == ["nab_standard", "nab_low_fp", "false_alarms_per_day"]
+    issues = found.get("recurring-issues")
+    assert (issues.kind, issues.label, issues.family, issues.metric) == (
+        "recurrence",
+        "label_problem_id",
+        "problems",
+        "problems_raised_share",
+    )
     similar = found.get("ticket-similarity")
     assert (similar.table, similar.kind, similar.family, similar.metric) == (
         "tickets",
@@ -128,6 +136,14 @@ def test_keep_at_open_is_the_column_named_like_the_label_when_present() -> None:
         (
             {"x": {"table": "tickets", "kind": "detector", "label": "p", "metric": "ece"}},
             r"models\.x\.metric: 'ece'; expected one of nab_standard, nab_low_fp for a model",
+        ),
+        (
+            {"x": {"table": "changes", "kind": "recurrence", "label": "failed"}},
+            r"models\.x\.kind: 'recurrence' on the changes table; expected the tickets table",
+        ),
+        (
+            {"x": {"table": "tickets", "kind": "recurrence", "label": "p", "metric": "ece"}},
+            r"models\.x\.metric: 'ece'; expected one of problems_raised_share, pairwise_f1 for",
         ),
         (
             {"x": {"table": "tickets", "kind": "similarity", "label": "f", "metric": "ece"}},
@@ -288,6 +304,12 @@ def test_what_makes_a_label_unlearnable() -> None:
     detector = catalog(params({"d": {"table": "tickets", "kind": "detector", "label": "x"}}))
     assert nothing_to_learn(detector.get("d"), single) is None
     assert "is empty in the training split" in str(nothing_to_learn(detector.get("d"), empty))
+    # A recurrence model learns from no label: validation's and test's links judge it.
+    recurrence = catalog(params({"r": {"table": "tickets", "kind": "recurrence", "label": "x"}}))
+    assert nothing_to_learn(recurrence.get("r"), empty) is None
+    assert "no `label_x` column" in str(
+        nothing_to_learn(recurrence.get("r"), pd.DataFrame({"a": [1]}))
+    )
 
 
 def test_a_binary_model_of_a_label_with_more_values_is_a_declaration_error() -> None:

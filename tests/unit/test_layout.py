@@ -15,9 +15,9 @@ FLOW = {
     "early_warning": 3,
     "knowledge": 4,  # its stage reuses triage's
     "problems": 5,  # groups on the knowledge model's text vectors
-    "monitoring": 4,
-    "promotion": 5,
-    "serving": 6,
+    "monitoring": 6,  # watches every family's models, the recurrence model's too
+    "promotion": 7,
+    "serving": 8,
 }
 # Core modules import nothing above them; top-level wiring (cli, training, experiments,
 # run_summary) may import anything.

@@ -4,7 +4,6 @@ register it with its state."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from itsm_ml import io
 from itsm_ml.catalog import (
     CatalogEntry,
     ModelLayout,
+    best_baseline,
     fit_and_save,
     write_headline,
     write_registered,
@@ -182,15 +182,7 @@ def evaluate(params: Params, entry: CatalogEntry, root: Path, model: DetectorMod
         model_path=layout.model,
         registered_model=entry.registered_model,
         params={"model": entry.name, **model.get_params()},
-        metrics={
-            **{k: v for k, v in metrics.items() if isinstance(v, int | float) and v == v},
-            **{
-                f"baseline {n} {k}": v
-                for n, m in baselines.items()
-                for k, v in m.items()
-                if k in entry.metrics and v == v
-            },
-        },
+        metrics=registry.logged_figures(metrics, baselines, entry.metrics),
         tags=registry.model_tags(root, entry.name, entry.table, source),
         artifacts=[out / name for name in figures] + [out / "per_series.csv", layout.card],
         inputs=registry.split_inputs(
@@ -207,10 +199,7 @@ def evaluate(params: Params, entry: CatalogEntry, root: Path, model: DetectorMod
     )
     write_registered(registered, layout)
     write_headline(layout, entry, metrics, baselines)
-    best = max(
-        (b[entry.metric] for b in baselines.values() if b[entry.metric] == b[entry.metric]),
-        default=math.nan,
-    )
+    best = best_baseline(entry.metric, baselines)
     name = f"{registered.name} v{registered.version}"
     return StageResult(
         f"{entry.name}: {entry.metric} {metrics[entry.metric]:.1f} against {best:.1f} for the"

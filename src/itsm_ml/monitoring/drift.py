@@ -22,6 +22,7 @@ window verdicts into alerts only after `persistence` drifted windows in a row.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -509,3 +510,98 @@ def persistent_alerts(drifted: Sequence[bool], persistence: int) -> list[bool]:
         run = run + 1 if flag else 0
         alerts.append(run >= persistence)
     return alerts
+
+
+def budget_summary(
+    reports: list[dict[str, Any]],
+    registered: dict[str, Any],
+    item: str,
+    persistence: int,
+    *,
+    rate: str,
+    budget: float,
+    window: str,
+    metric: str,
+) -> dict[str, Any]:
+    """The drift summary of a model held to a budget (a detector's false alarms, a recurrence
+    model's review load), period by period: `reports` carry `drifted` (its input), `over_budget`
+    and `alert`, and `performance[rate]`; the keys are those of every model's summary."""
+    data = persistent_alerts([r["drifted"] for r in reports], persistence)
+    over = persistent_alerts([r["over_budget"] for r in reports], persistence)
+    alerts = [r["alert"] for r in reports]
+    rates = [r["performance"][rate] for r in reports]
+    return {
+        "model": registered.get("name", item),
+        "version": registered.get("version", "unknown"),
+        "windows": len(reports),
+        "windows_with_verdict": len(reports),
+        "drifted_windows": int(sum(r["drifted"] for r in reports)),
+        "performance_drifted_windows": int(sum(r["over_budget"] for r in reports)),
+        "alert_windows": int(sum(alerts)),
+        "alert_at_end": bool(alerts[-1]) if alerts else False,
+        "data_alert_windows": int(sum(data)),
+        "data_alert_at_end": bool(data[-1]) if data else False,
+        "performance_alert_windows": int(sum(over)),
+        "performance_alert_at_end": bool(over[-1]) if over else False,
+        # The gate's sentence reads "realised against promised": the budget is the promise.
+        "last_estimated": float(budget),
+        "last_realised": float(rates[-1]) if rates else float("nan"),
+        rate: float(np.mean(rates)) if rates else float("nan"),
+        "persistence": persistence,
+        "min_window": 1,
+        "window": window,
+        "performance_metric": metric,
+        "estimate_mean_abs_error": float("nan"),
+    }
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One figure of a budgeted period, as the drift page and `itsm-ml monitor` show it."""
+
+    feature: str
+    statistic: str
+    value: float
+    threshold: float
+    drifted: bool
+
+
+def level_ratio(value: float, level: float, limit: float) -> tuple[float, bool]:
+    """`value` against the training `level`, and whether it is beyond `limit` times either
+    way (NaN, never drifted, without a level)."""
+    ratio = value / level if level == level and level else float("nan")
+    return ratio, bool(ratio == ratio and (ratio > limit or ratio < 1 / limit))
+
+
+def budget_period(
+    window: str,
+    rows: int,
+    signal: Measured,
+    load: Measured,
+    performance: dict[str, float],
+    headline: str,
+) -> dict[str, Any]:
+    """A period of a model held to a budget: its input `signal` (drifted: data drift) and
+    its `load` against the budget (drifted: over budget), in the shape every drift report
+    has."""
+    return {
+        "window": window,
+        "rows": rows,
+        "has_verdict": True,
+        "features": [dataclasses.asdict(signal), dataclasses.asdict(load)],
+        "performance": performance,
+        "drifted": signal.drifted,
+        "over_budget": load.drifted,
+        "flagged": signal.drifted or load.drifted,
+        # What `itsm-ml monitor` shows of the period, as for the other models.
+        "drifted_features": [m.feature for m in (signal, load) if m.drifted],
+        "headline": headline,
+    }
+
+
+def with_alerts(reports: list[dict[str, Any]], persistence: int) -> list[dict[str, Any]]:
+    """`reports` with `alert` set by the persistence rule over flagged periods."""
+    alerts = persistent_alerts([r["flagged"] for r in reports], persistence)
+    for report, alert in zip(reports, alerts, strict=True):
+        report["alert"] = alert
+    return reports

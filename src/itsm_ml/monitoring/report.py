@@ -163,3 +163,55 @@ no verdict below {summary["min_window"]} rows</p>
 <th>performance</th></tr></thead><tbody>{"".join(rows)}</tbody></table>
 </body></html>
 """
+
+
+def budget_figure(
+    reports: list[dict[str, Any]],
+    summary: dict[str, Any],
+    *,
+    metric: str,
+    budget: float,
+    budget_label: str,
+    title: str,
+    judged: tuple[str, str, str, str, str],
+) -> Figure:
+    """Per period: a model's load (`performance[metric]`) against its budget, over-budget
+    periods in red; below, what it was there to find (`judged`: the count's key, the found
+    key, their legends, the axis label), alert periods shaded in both."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    total_key, found_key, total_label, found_label, axis_label = judged
+    figure, (upper, lower) = plt.subplots(2, 1, figsize=(10, 5.5), sharex=True)
+    positions = np.arange(len(reports))
+    rates = [r["performance"][metric] for r in reports]
+    colours = ["#c0392b" if r["over_budget"] else "#33658a" for r in reports]
+    upper.bar(positions, rates, color=colours)
+    upper.axhline(budget, ls="--", color="grey", lw=1, label=budget_label)
+    upper.set(
+        ylabel=metric.replace("_", " "), title=f"{summary['model']} v{summary['version']}: {title}"
+    )
+    upper.legend(fontsize=8, loc="upper left")
+    lower.bar(
+        positions,
+        [r["performance"][total_key] for r in reports],
+        color="#dddddd",
+        label=total_label,
+    )
+    lower.bar(
+        positions,
+        [r["performance"][found_key] for r in reports],
+        color="#27ae60",
+        label=found_label,
+    )
+    for position, report in enumerate(reports):
+        if report.get("alert"):
+            for axis in (upper, lower):
+                axis.axvspan(position - 0.5, position + 0.5, color="#fdecea", zorder=0)
+    lower.set(ylabel=axis_label)
+    lower.set_xticks(positions, [r["window"] for r in reports], rotation=45, ha="right", fontsize=7)
+    lower.legend(fontsize=8, loc="upper left")
+    figure.tight_layout()
+    return cast("Figure", figure)

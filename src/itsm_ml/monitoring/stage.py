@@ -268,6 +268,10 @@ def drift(params: Params, item: str, root: Path) -> Any:
         from itsm_ml.monitoring import detector as detector_monitoring
 
         return detector_monitoring.drift(params, item, root, model)
+    if target.family == "problems":
+        from itsm_ml.monitoring import recurrence as recurrence_monitoring
+
+        return recurrence_monitoring.drift(params, item, root, model)
     layout = Layout(root, target.table)
     parts = layout.read_splits()
     test = parts["test"].reset_index(drop=True)

@@ -90,6 +90,8 @@ def watch(params: Params, item: str, root: Path, current: pd.DataFrame) -> Watch
     model = mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model().model
     if target.family == "early_warning":
         reports = _detector_periods(model, params, current, name, version)
+    elif target.family == "problems":
+        reports = _recurrence_periods(model, params, current, root, name, version)
     else:
         profiles = _champion_profiles(champion, item, name)
         windows = latest_windows(current, params, params.drift.persistence)
@@ -123,6 +125,27 @@ def _detector_periods(
             f"{name} v{version}: no ticket of its series after its training (last point"
             f" {model.last_seen_}) to watch; pass newer tickets with --tickets"
         )
+    return reports[-params.drift.persistence :]
+
+
+def _recurrence_periods(
+    model: Any, params: Params, current: pd.DataFrame, root: Path, name: str, version: str
+) -> list[dict[str, Any]]:
+    """A recurrence model's champion over the current tickets (and micro-records) after its
+    training: the review load and the groups founded per monitoring period, the newest
+    `drift.persistence` of them."""
+    from itsm_ml.monitoring.recurrence import periods
+    from itsm_ml.problems.training import micro_records
+
+    timed = current[current["opened_at"].notna()]
+    after = timed[timed["opened_at"] > model.last_seen_] if model.last_seen_ is not None else timed
+    if after.empty:
+        raise ItsmMlError(
+            f"{name} v{version}: no ticket after its training (last record"
+            f" {model.last_seen_}) to watch; pass newer tickets with --tickets"
+        )
+    start = pd.Timestamp(after["opened_at"].min())
+    reports, _ = periods(model, params, timed, micro_records(root), start)
     return reports[-params.drift.persistence :]
 
 

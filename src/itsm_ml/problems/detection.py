@@ -19,12 +19,14 @@ import pandas as pd
 
 from itsm_ml.config import ProblemsParams
 from itsm_ml.errors import ItsmMlError
+from itsm_ml.knowledge.embedding import StaticEmbedder
 from itsm_ml.knowledge.lexical import words
 from itsm_ml.problems.grouping import GroupingSettings, IncrementalGrouper, blended_similarity
 from itsm_ml.problems.recurrence import RecurrenceRule, candidates
 from itsm_ml.problems.representation import RepresentationSettings, record_vectors
 
 TICKET, MICRO = "ticket", "micro-record"
+PROBLEM_LABEL = "label_problem_id"  # the canonical problem link, when no model names another
 RECORD_COLUMNS = (
     "record_id",
     "source",
@@ -44,12 +46,15 @@ RECORD_COLUMNS = (
 )
 
 
-def combine(tickets: pd.DataFrame, micro_records: pd.DataFrame | None) -> pd.DataFrame:
-    """One frame of records in time order; records without an open time cannot be placed and
-    are left out (the caller counts them)."""
-    parts = [_as_records(tickets, "ticket_id", TICKET)]
+def combine(
+    tickets: pd.DataFrame, micro_records: pd.DataFrame | None, label: str = PROBLEM_LABEL
+) -> pd.DataFrame:
+    """One frame of records in time order, `label` (the problem a ticket is linked to) as
+    `problem`; records without an open time cannot be placed and are left out (the caller
+    counts them)."""
+    parts = [_as_records(tickets, "ticket_id", TICKET, label)]
     if micro_records is not None and len(micro_records):
-        parts.append(_as_records(micro_records, "record_id", MICRO))
+        parts.append(_as_records(micro_records, "record_id", MICRO, label))
     records = pd.concat(parts, ignore_index=True)
     duplicated = records["record_id"][records["record_id"].duplicated()]
     if len(duplicated):
@@ -63,7 +68,7 @@ def combine(tickets: pd.DataFrame, micro_records: pd.DataFrame | None) -> pd.Dat
     )
 
 
-def _as_records(frame: pd.DataFrame, id_column: str, source: str) -> pd.DataFrame:
+def _as_records(frame: pd.DataFrame, id_column: str, source: str, label: str) -> pd.DataFrame:
     def column(name: str) -> pd.Series:
         return frame[name] if name in frame else pd.Series(pd.NA, index=frame.index)
 
@@ -84,7 +89,7 @@ def _as_records(frame: pd.DataFrame, id_column: str, source: str) -> pd.DataFram
             "text": column("text").astype("string"),
             "resolution": column("label_resolution_notes").astype("string"),
             "minutes_lost": pd.to_numeric(column("minutes_lost"), errors="coerce"),
-            "problem": column("label_problem_id").astype("string"),
+            "problem": column(label).astype("string"),
         }
     )
     return out[list(RECORD_COLUMNS)]
@@ -98,11 +103,24 @@ class Grouped:
     text_dimensions: int
 
 
-def group_records(records: pd.DataFrame, settings: ProblemsParams) -> Grouped:
-    vectors, text_dimensions = record_vectors(
-        records, RepresentationSettings(fields=settings.fields)
+def group_records(
+    records: pd.DataFrame,
+    settings: ProblemsParams,
+    embedder: StaticEmbedder | None = None,
+    vectors: tuple[np.ndarray, int] | None = None,
+) -> Grouped:
+    """`records` grouped in time order; `vectors` (and their text block's width) when the
+    caller computed them already, else computed with `embedder` (`record_vectors`)."""
+    found, text_dimensions = vectors or record_vectors(
+        records, RepresentationSettings(fields=settings.fields), embedder=embedder
     )
-    grouper = IncrementalGrouper(
+    grouper = grouper_of(settings, text_dimensions)
+    assigned = grouper.add(records["record_id"].tolist(), records["opened_at"], found, records)
+    return Grouped(records.assign(group=assigned), found, grouper.groups, text_dimensions)
+
+
+def grouper_of(settings: ProblemsParams, text_dimensions: int) -> IncrementalGrouper:
+    return IncrementalGrouper(
         GroupingSettings(
             threshold=settings.threshold,
             window_days=settings.window_days,
@@ -111,8 +129,6 @@ def group_records(records: pd.DataFrame, settings: ProblemsParams) -> Grouped:
             text_weight=settings.text_weight,
         )
     )
-    assigned = grouper.add(records["record_id"].tolist(), records["opened_at"], vectors, records)
-    return Grouped(records.assign(group=assigned), vectors, grouper.groups, text_dimensions)
 
 
 def rule_of(settings: ProblemsParams) -> RecurrenceRule:

@@ -79,3 +79,38 @@ def keyed(records: pd.DataFrame, key: tuple[str, ...], window_days: float) -> Gr
     ones = np.ones((len(frame), 1))
     assigned = grouper.add(frame["record_id"].tolist(), frame["opened_at"], ones, frame)
     return Grouped(records.assign(group=assigned), ones, grouper.groups, 1)
+
+
+def period_figures(
+    grouped: Grouped, raised: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp | None = None
+) -> dict[str, float]:
+    """A grouping of the whole history judged on the records opened in [start, end]: pairwise
+    precision and recall among the period's linked records, the share of its problems (two
+    or more linked records in it) a raised group found and how many days after their first
+    record there, and the candidates raised in it per month."""
+    records = grouped.records
+    opened = records["opened_at"]
+    end = opened.max() if end is None else end
+    inside = records[(opened >= start) & (opened <= end)]
+    labelled = inside[inside["problem"].notna()]
+    precision, recall, f1 = pairwise(labelled["problem"], records["group"])
+    found = raised_problems(Grouped(inside, grouped.vectors, grouped.groups, 1), raised)
+    when = pd.to_datetime(raised["raised_at"]).astype("datetime64[ns]")
+    in_period = int(((when >= start) & (when <= end)).sum())
+    months = max((end - start) / pd.Timedelta(days=30.44), 1 / 30.44)
+    problems = len(found)
+    return {
+        "pairwise_precision": precision,
+        "pairwise_recall": recall,
+        "pairwise_f1": f1,
+        "problems": problems,
+        "problems_raised": int(found["raised"].sum()),
+        "problems_raised_share": float(found["raised"].mean()) if problems else float("nan"),
+        "median_days_to_raise": float(found["days"].median())
+        if found["raised"].any()
+        else float("nan"),
+        "candidates": in_period,
+        "candidates_per_month": in_period / months,
+        "linked_records": len(labelled),
+        "records": len(inside),
+    }

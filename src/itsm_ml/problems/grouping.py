@@ -15,6 +15,7 @@ survive a threshold change instead of being wiped (the complaint about BMC's cor
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -143,6 +144,17 @@ class IncrementalGrouper:
             assigned.append(self._ids[row])
             self._last_time = moment
         return assigned
+
+    def compacted(self) -> IncrementalGrouper:
+        """A copy holding only the open groups: all that grouping later records needs (a
+        closed group is never scored again), at a size fit to ship inside a model."""
+        out = copy.copy(self)
+        n = self._open
+        out._totals, out._norms = self._totals[:n].copy(), self._norms[:n].copy()
+        out._seen, out._keys = self._seen[:n].copy(), self._keys[:n].copy()
+        out._ids = self._ids[:n]
+        out.groups = {gid: list(self.groups[gid]) for gid in out._ids}
+        return out
 
     def _close(self, cutoff: np.datetime64) -> None:
         for row in np.flatnonzero(self._seen[: self._open] < cutoff)[::-1]:

@@ -51,14 +51,19 @@ def field_vectors(frame: pd.DataFrame, fields: Sequence[str]) -> np.ndarray:
 
 
 def record_vectors(
-    frame: pd.DataFrame, settings: RepresentationSettings, text_column: str = "text"
+    frame: pd.DataFrame,
+    settings: RepresentationSettings,
+    text_column: str = "text",
+    embedder: StaticEmbedder | None = None,
 ) -> tuple[np.ndarray, int]:
-    """One vector per record of `frame`, fitted on `frame` itself (no labels used): the text
-    block (unit, or zero without text) then the field block; and the text block's width."""
+    """One vector per record of `frame`: the text block (unit, or zero without text) then the
+    field block; and the text block's width. The text weights are `embedder`'s (a registered
+    model's, fitted on its training history), or fitted on `frame` itself (no labels used)."""
     parts = []
     if text_column in frame and frame[text_column].notna().any():
         texts = frame[text_column].fillna("").astype(str).tolist()
-        parts.append(StaticEmbedder().fit(texts).transform(texts).astype(float))
+        fitted = embedder if embedder is not None else StaticEmbedder().fit(texts)
+        parts.append(fitted.transform(texts).astype(float))
     else:
         parts.append(np.zeros((len(frame), 1)))
     parts.append(field_vectors(frame, settings.fields))

@@ -282,6 +282,8 @@ def _promote(
     suggest_only: tuple[str, ...] = ()
     if entry.family == "early_warning":
         checks.append(_detector_comparison(params, entry, root, window, challenger, champion))
+    elif entry.family == "problems":
+        checks.append(_recurrence_comparison(params, entry, root, window, challenger, champion))
     else:
         comparison, suggest_only = _judged_on_window(
             params, entry, target, root, window, challenger, champion
@@ -368,12 +370,7 @@ def _detector_comparison(
 
     name = entry.registered_model
     parts = Layout(root, entry.table).read_splits()
-    if window is None:
-        frame, where = parts["test"], "the test split"
-    elif window.suffix == ".parquet":
-        frame, where = pd.read_parquet(window), str(window)
-    else:
-        raise ItsmMlError(f"{window}: give the period as a canonical tickets .parquet table")
+    frame, where = _period(parts, window)
     frame = frame[frame["opened_at"].notna()].sort_values("opened_at", kind="stable")
 
     def figures(model: Any) -> dict[str, float]:
@@ -406,8 +403,70 @@ def _detector_comparison(
     )
 
 
+def _period(parts: dict[str, pd.DataFrame], window: Path | None) -> tuple[pd.DataFrame, str]:
+    """The period a detector or recurrence model is judged on, and how to name it."""
+    if window is None:
+        return parts["test"], "the test split"
+    if window.suffix == ".parquet":
+        return pd.read_parquet(window), str(window)
+    raise ItsmMlError(f"{window}: give the period as a canonical tickets .parquet table")
+
+
+def _recurrence_comparison(
+    params: Params,
+    entry: CatalogEntry,
+    root: Path,
+    window: Path | None,
+    challenger: Any,
+    champion: Any,
+) -> Check:
+    """Each version replays the history with its own settings up to the period's end and is
+    judged on the period's problem links; a first version against the key baseline on the
+    same records and rule."""
+    from itsm_ml.problems.model import first_time, judge_key_baseline
+    from itsm_ml.problems.training import micro_records
+
+    name = entry.registered_model
+    parts = Layout(root, entry.table).read_splits()
+    period, where = _period(parts, window)
+    if entry.label not in period or not (period[entry.label].value_counts() >= 2).any():
+        raise ItsmMlError(f"{where}: no two incidents share a `{entry.label}` to judge {name} by")
+    start = first_time(period)
+    # The whole history before the period is replayed too: a later window follows the test
+    # split, which must not leave a gap in what the groups saw.
+    history = pd.concat(
+        [parts["train"], parts["valid"], parts["test"], period], ignore_index=True
+    ).drop_duplicates("ticket_id", keep="last")
+    micro = micro_records(root)
+
+    def figures(model: Any) -> tuple[dict[str, float], Any]:
+        judged = model.judge(history, micro, start)
+        return {k: float(v) for k, v in judged.figures.items() if k in entry.metrics}, judged
+
+    candidate = _detector(f"models:/{name}/{challenger.version}")
+    measured, judged = figures(candidate)
+    if champion is not None:
+        reference, _ = figures(_detector(f"models:/{name}/{champion.version}"))
+        against, check_name = (
+            f"of champion v{champion.version}",
+            f"beats champion v{champion.version} on the latest labelled period",
+        )
+    else:
+        key, baseline = judge_key_baseline(candidate.settings, judged.grouped.records, start)
+        # On the primary metric only, as for every first version: a key that raises nothing
+        # has no review load to lose.
+        reference = {entry.metric: float(baseline.figures[entry.metric])}
+        against, check_name = (
+            f"of the key baseline ({' + '.join(key)})",
+            "beats the key baseline on the latest labelled period",
+        )
+    return compare(
+        entry.metrics, measured, reference, against, params.promotion, check_name=check_name
+    )
+
+
 def _detector(uri: str) -> Any:
-    """A registered detector with the state it was registered with."""
+    """A registered detector (or recurrence model) with the state it was registered with."""
     import mlflow
 
     return mlflow.pyfunc.load_model(uri).unwrap_python_model().model

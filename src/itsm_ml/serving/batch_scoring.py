@@ -140,6 +140,11 @@ def resolve_model(
             f"{entry.name} is a detector: it scores points of a series in time order, not"
             " records one by one; use `itsm-ml watch` over an export, or POST /v1/anomaly"
         )
+    if entry.family == "problems":
+        raise ConfigError(
+            f"{entry.name} groups records into recurring issues in time order, each after the"
+            " ones before it, not records one by one in chunks; use `itsm-ml problems`"
+        )
     kind: Kind = "changes" if entry.family == "change_risk" else "tickets"
     registered, item = entry.registered_model, entry.name
     registry.configure(root)

@@ -14,11 +14,15 @@ the share of decided candidates accepted, is what the rule is tuned by.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from itsm_ml.config import ProblemWriteBackParams
+from itsm_ml.catalog import catalog
+from itsm_ml.config import Params, ProblemWriteBackParams
 from itsm_ml.problems.grouping import ID_PREFIX
 from itsm_ml.serving.writeback import MARKER_PREFIX, ServiceNowWriter, WriteBackError
 
@@ -147,3 +151,42 @@ def precision(decisions: list[dict[str, str]], candidates: list[dict[str, Any]])
         **total,
         "by_month": {m: {**c, "precision": share(c)} for m, c in sorted(months.items())},
     }
+
+
+DECISION_METRICS = ("precision", "accepted", "rejected", "pending")
+
+
+def track_precision(
+    root: Path, params: Params, summary: dict[str, Any], threshold: float
+) -> str | None:
+    """The decisions' figures logged on the registered version of the catalog's recurrence
+    model that is serving (`champion`, else the newest `challenger`), as one more point of
+    each metric's history in MLflow, so its precision reads as a line over time; the
+    threshold the candidates were raised at is tagged beside it, since `itsm-ml problems`
+    raises them with `problems.threshold`, which may not be the one the version chose.
+    Returns "name vN", or None when the catalog has no registered recurrence model."""
+    from itsm_ml.tracking import registry
+
+    found = catalog(params).of_family("problems")
+    if not found:
+        return None
+    name = found[0].registered_model
+    client = registry.client(root)
+    version = registry.version_by_alias(client, name, registry.CHAMPION) or (
+        registry.version_by_alias(client, name, registry.CHALLENGER)
+    )
+    if version is None:
+        return None
+    now = int(time.time() * 1000)
+    steps = len(client.get_metric_history(version.run_id, "decisions accepted"))
+    for key in DECISION_METRICS:
+        value = summary.get(key)
+        if value is not None:
+            client.log_metric(version.run_id, f"decisions {key}", float(value), now, steps)
+    for key, value in (
+        ("decisions.precision", summary.get("precision")),
+        ("decisions.threshold", threshold),
+        ("decisions.at", datetime.fromtimestamp(now / 1000, UTC).isoformat(timespec="seconds")),
+    ):
+        client.set_model_version_tag(name, str(version.version), key, str(value))
+    return f"{name} v{version.version}"

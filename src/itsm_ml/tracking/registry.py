@@ -14,7 +14,7 @@ import os
 import re
 import subprocess
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -175,6 +175,23 @@ def _dvc_hashes(lock: Path) -> dict[str, str]:
 def metric_name(text: str) -> str:
     """MLflow accepts letters, digits, _ - . / and spaces in metric names."""
     return re.sub(r"[^\w\-./ ]", "_", text)
+
+
+def logged_figures(
+    metrics: dict[str, Any], baselines: dict[str, dict[str, Any]], compared: Iterable[str]
+) -> dict[str, float]:
+    """What a run logs of an evaluation: the model's known numeric figures, and each
+    baseline's `compared` ones as `baseline <name> <metric>`."""
+    keep = set(compared)
+    return {
+        **{k: v for k, v in metrics.items() if isinstance(v, int | float) and v == v},
+        **{
+            f"baseline {name} {k}": v
+            for name, figures in baselines.items()
+            for k, v in figures.items()
+            if k in keep and v == v
+        },
+    }
 
 
 def pip_requirements(extra: tuple[str, ...] = ()) -> list[str]:

@@ -8,7 +8,13 @@ import pandas as pd
 import pytest
 
 from itsm_ml.problems.detection import Grouped
-from itsm_ml.problems.evaluation import keyed, pairwise, per_month, raised_problems
+from itsm_ml.problems.evaluation import (
+    keyed,
+    pairwise,
+    per_month,
+    period_figures,
+    raised_problems,
+)
 
 DAY = pd.Timedelta(days=1)
 START = pd.Timestamp("2025-01-01")
@@ -64,3 +70,34 @@ def test_the_key_baseline_chains_a_key_within_its_window_and_keeps_missing_apart
     groups = keyed(records, ("category",), window_days=14).records["group"].tolist()
     assert groups[0] == groups[1] != groups[2]  # 25 quiet days close the first group
     assert groups[3] == groups[4] != groups[2]  # no category is a value of its own
+
+
+def test_a_period_is_judged_on_its_own_records_and_the_candidates_raised_in_it() -> None:
+    result = grouped(
+        [
+            ("i1", 0, "P1", "G1"),  # before the period: its pairs and problem are not judged
+            ("i2", 2, "P1", "G1"),
+            ("i3", 31, "P2", "G2"),
+            ("i4", 33, "P2", "G2"),
+            ("i5", 34, "P2", "G3"),  # one pair of P2's three apart from the others
+            ("i6", 40, None, "G3"),
+        ]
+    )
+    raised = pd.DataFrame(
+        {
+            "group": ["G1", "G2", "G3"],
+            "raised_at": [START + 3 * DAY, START + 35 * DAY, START + 41 * DAY],
+        }
+    )
+    figures = period_figures(result, raised, START + 30 * DAY, START + 45 * DAY)
+    assert (figures["problems"], figures["problems_raised"]) == (1, 1)
+    assert figures["median_days_to_raise"] == 4.0  # raised on day 35, P2 began on day 31
+    assert figures["pairwise_precision"] == 1.0 and figures["pairwise_recall"] == pytest.approx(
+        1 / 3
+    )
+    assert figures["linked_records"] == 3 and figures["records"] == 4
+    assert figures["candidates"] == 2  # G1 was raised before the period
+    assert figures["candidates_per_month"] == pytest.approx(2 / (15 / 30.44))
+    # A period with no problem of two records has nothing to share out.
+    empty = period_figures(result, raised, START + 38 * DAY, START + 45 * DAY)
+    assert empty["problems"] == 0 and np.isnan(empty["problems_raised_share"])

@@ -460,3 +460,15 @@ def test_a_detector_is_not_scored_record_by_record(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match=r"surges is a detector: .*POST /v1/anomaly"):
         resolve_model(params, tmp_path, "surges")
+
+
+def test_a_recurrence_model_is_not_scored_in_chunks(tmp_path: Path) -> None:
+    params = parse_params(
+        {
+            "tickets": {"source": {"kind": "generator"}},
+            "changes": {"source": {"kind": "generator"}},
+            "models": {"issues": {"table": "tickets", "kind": "recurrence", "label": "problem"}},
+        }
+    )
+    with pytest.raises(ConfigError, match=r"issues groups records .* use `itsm-ml problems`"):
+        resolve_model(params, tmp_path, "issues")

@@ -3,14 +3,18 @@ problem managers' decisions read back as accepted, rejected or pending."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from itsm_ml.config import ProblemWriteBackParams
+import pytest
+
+from itsm_ml.config import ProblemWriteBackParams, parse_params
 from itsm_ml.serving.problem_writeback import (
     open_problems,
     precision,
     problem_fields,
     read_decisions,
+    track_precision,
 )
 from itsm_ml.serving.writeback import ServiceNowWriter
 from tests.fakes.servicenow import FakeServiceNow
@@ -113,3 +117,32 @@ def test_the_fields_of_a_problem_say_how_to_accept_or_reject_it() -> None:
     assert fields["state"] == "New"
     assert "closing it as Canceled or Duplicate" in fields["description"]
     assert len(fields["short_description"]) <= 160
+
+
+def test_the_precision_is_a_point_of_history_on_the_version_serving_each_time_it_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from itsm_ml.tracking import registry
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    models = {"issues": {"table": "tickets", "kind": "recurrence", "label": "problem_id"}}
+    generator = {"source": {"kind": "generator"}}
+    params = parse_params({"tickets": generator, "changes": generator, "models": models})
+    client = registry.client(tmp_path)
+    # Nothing registered yet: nothing to log on, and nothing fails.
+    assert track_precision(tmp_path, params, {"precision": 0.5}, 0.7) is None
+    run = client.create_run(registry.configure(tmp_path))
+    client.create_registered_model("itsm-issues")
+    version = client.create_model_version("itsm-issues", str(tmp_path), run.info.run_id)
+    client.set_registered_model_alias("itsm-issues", registry.CHAMPION, version.version)
+    first = {"precision": 0.5, "accepted": 1, "rejected": 1, "pending": 2}
+    assert track_precision(tmp_path, params, first, 0.7) == "itsm-issues v1"
+    later = {"precision": 0.75, "accepted": 3, "rejected": 1, "pending": 0}
+    track_precision(tmp_path, params, later, 0.6)
+    history = client.get_metric_history(run.info.run_id, "decisions precision")
+    assert [(m.step, m.value) for m in history] == [(0, 0.5), (1, 0.75)]
+    tags = client.get_model_version("itsm-issues", "1").tags
+    assert tags["decisions.precision"] == "0.75" and tags["decisions.threshold"] == "0.6"
+    # A catalog without a recurrence model has no version to log on.
+    no_model = parse_params({"tickets": generator, "changes": generator, "models": {}})
+    assert track_precision(tmp_path, no_model, later, 0.6) is None
