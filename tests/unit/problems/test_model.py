@@ -3,6 +3,8 @@ judged on a later period, and the groups open when training stopped kept as its 
 
 from __future__ import annotations
 
+import functools
+
 import pandas as pd
 import pytest
 
@@ -58,11 +60,18 @@ def settings(threshold: float, tried: tuple[float, ...]) -> ProblemsParams:
     )
 
 
-def fitted(threshold: float = 0.95, tried: tuple[float, ...] = (0.5,)) -> RecurrenceModel:
+@functools.cache
+def _fitted() -> RecurrenceModel:
     frame = history()
     until = frame[frame["opened_at"] < TEST_START]
-    model = RecurrenceModel(label="label_problem_id", settings=settings(threshold, tried))
+    model = RecurrenceModel(label="label_problem_id", settings=settings(0.95, (0.5,)))
     return model.fit(until, None, VALID_START)
+
+
+def fitted() -> RecurrenceModel:
+    """The model fitted on the history before the test period, configured at 0.95 and
+    trying 0.5 (a copy: one fit serves every test)."""
+    return _fitted().fresh()
 
 
 def test_the_threshold_that_raises_validations_problem_is_chosen_and_all_tried_are_kept() -> None:

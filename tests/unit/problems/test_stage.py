@@ -122,12 +122,15 @@ def test_tune_needs_decisions_then_shows_each_setting_and_what_to_set(
     problems(load_params(params_path), "history", tmp_path)
     [raised] = json.loads((tmp_path / "reports/problems/candidates.json").read_text())["candidates"]
     decided = {"decisions": [{"candidate": raised["id"], "decision": "accepted"}]}
+    params = yaml.safe_load(params_path.read_text())
+    params["problems"] |= {"tried": [0.75], "tried_growth": [3.0]}
+    params_path.write_text(yaml.safe_dump(params))
     io.write_json(decided, tmp_path / "data/problems/decisions.json")
     result = runner.invoke(app, ["problems", "--params", str(params_path), "--tune"])
     assert result.exit_code == 3, result.output
     assert "settings against 1 decided candidates, best first" in result.output
     assert "only 1 decided candidates" in result.output
     tuned = json.loads((tmp_path / "data/problems/tuning.json").read_text())
-    # problems.tried (0.6, 0.7, 0.8) x tried_growth (1.5, 2, 3), the current 0.6 among them.
-    assert len(tuned["settings"]) == 9 and tuned["current"] == {"threshold": 0.6, "growth": 2.0}
+    # problems.tried (0.75) and the current 0.6 x tried_growth (3) and the current 2.
+    assert len(tuned["settings"]) == 4 and tuned["current"] == {"threshold": 0.6, "growth": 2.0}
     assert tuned["settings"][0]["accepted"] == 1

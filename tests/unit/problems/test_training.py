@@ -103,25 +103,29 @@ def test_a_recurrence_model_is_tuned_judged_registered_watched_and_gated(project
     assert "problems_raised_share 1.000 > 0.000 of the key baseline (service)" in compared.detail
     # The same model again: no better than the champion it would replace, so refused.
     evaluate(params, "issues", project)
-    drift(params, "issues", project)
     again = promote(params, "issues", project)
     assert not again.promoted
     against = next(c for c in again.checks if "champion v1" in c.name)
     assert "below the required margin" in against.detail
 
 
-def test_a_review_load_over_budget_period_after_period_alerts(project: Path) -> None:
-    from itsm_ml.monitoring.stage import drift
+def test_a_review_load_over_budget_period_after_period_alerts() -> None:
+    from itsm_ml.monitoring.recurrence import periods, summary_of
+    from itsm_ml.problems.model import RecurrenceModel
 
     params = declared(budget=0.1)
-    train(params, "issues", project)
-    evaluate(params, "issues", project)
-    watched = drift(params, "issues", project)
-    # Forty days of test in two periods, the fault raised in the first: one over budget.
-    assert watched.figures["performance_drifted_windows"] >= 1
-    report = json.loads((project / "reports/drift/issues/drift.json").read_text())
-    first = report["windows"][0]
+    frame = history()
+    model = RecurrenceModel(label="label_problem_id", settings=params.problems)
+    model.fit(frame[frame["opened_at"] < TEST_START], None, VALID_START)
+    reports, _ = periods(model, params, frame, None, TEST_START)
+    # Forty days of test in two periods, the fault raised in the first: over budget there.
+    first = reports[0]
     assert first["over_budget"] and "candidates per month" in first["drifted_features"]
+    assert first["performance"]["problems_raised"] == 1
+    summary = summary_of(reports, {"name": "itsm-issues", "version": "1"}, "issues", params)
+    assert summary["performance_drifted_windows"] >= 1 and summary["last_estimated"] == 0.1
+    lenient = periods(model, declared(budget=50.0), frame, None, TEST_START)[0]
+    assert not any(r["over_budget"] for r in lenient)
 
 
 def test_without_a_problem_in_test_the_model_is_skipped_saying_why(project: Path) -> None:
