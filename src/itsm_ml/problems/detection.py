@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +22,12 @@ from itsm_ml.config import ProblemsParams
 from itsm_ml.errors import ItsmMlError
 from itsm_ml.knowledge.embedding import StaticEmbedder
 from itsm_ml.knowledge.lexical import words
-from itsm_ml.problems.grouping import GroupingSettings, IncrementalGrouper, blended_similarity
+from itsm_ml.problems.grouping import (
+    GroupingSettings,
+    IncrementalGrouper,
+    blended_similarity,
+    carry_ids,
+)
 from itsm_ml.problems.recurrence import RecurrenceRule, candidates
 from itsm_ml.problems.representation import RepresentationSettings, record_vectors
 
@@ -117,6 +123,18 @@ def group_records(
     grouper = grouper_of(settings, text_dimensions)
     assigned = grouper.add(records["record_id"].tolist(), records["opened_at"], found, records)
     return Grouped(records.assign(group=assigned), found, grouper.groups, text_dimensions)
+
+
+def carried(grouped: Grouped, previous: Mapping[str, Sequence[str]]) -> Grouped:
+    """`grouped` with each group under the id of the earlier group it mostly is
+    (`grouping.carry_ids`), so what was recorded against an id stays attached to it."""
+    kept = carry_ids(previous, grouped.groups)
+    return Grouped(
+        grouped.records.assign(group=grouped.records["group"].map(kept)),
+        grouped.vectors,
+        {kept[g]: members for g, members in grouped.groups.items()},
+        grouped.text_dimensions,
+    )
 
 
 def grouper_of(settings: ProblemsParams, text_dimensions: int) -> IncrementalGrouper:

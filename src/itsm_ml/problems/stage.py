@@ -21,7 +21,6 @@ from itsm_ml.config import Params
 from itsm_ml.data.stage import Layout
 from itsm_ml.errors import ItsmMlError
 from itsm_ml.problems import detection, report
-from itsm_ml.problems.grouping import carry_ids
 from itsm_ml.results import StageResult
 
 
@@ -55,13 +54,7 @@ def find_candidates(
         raise ItsmMlError("problems: no ticket or micro-record has an open time to place it by")
     grouped = detection.group_records(records, settings)
     if previous:
-        kept = carry_ids(previous, grouped.groups)
-        grouped = detection.Grouped(
-            grouped.records.assign(group=grouped.records["group"].map(kept)),
-            grouped.vectors,
-            {kept[g]: members for g, members in grouped.groups.items()},
-            grouped.text_dimensions,
-        )
+        grouped = detection.carried(grouped, previous)
     raised = detection.replay(grouped, settings)
     now = grouped.records["opened_at"].max()
     found = detection.evidence(grouped, raised, settings, now)

@@ -22,7 +22,6 @@ import pandas as pd
 from itsm_ml.config import ProblemsParams
 from itsm_ml.problems import detection
 from itsm_ml.problems.evaluation import per_month
-from itsm_ml.problems.grouping import carry_ids
 from itsm_ml.problems.representation import RepresentationSettings, record_vectors
 
 MIN_DECIDED = 5  # fewer decisions than this: a suggestion says it stands on too little
@@ -69,13 +68,8 @@ def tune(
     growths = sorted({*settings.tried_growth, settings.rule.growth})
     for threshold in thresholds:
         grouped_settings = settings.model_copy(update={"threshold": threshold})
-        grouped = detection.group_records(records, grouped_settings, vectors=vectors)
-        kept = carry_ids(previous, grouped.groups)
-        grouped = detection.Grouped(
-            grouped.records.assign(group=grouped.records["group"].map(kept)),
-            grouped.vectors,
-            {kept[g]: members for g, members in grouped.groups.items()},
-            grouped.text_dimensions,
+        grouped = detection.carried(
+            detection.group_records(records, grouped_settings, vectors=vectors), previous
         )
         for growth in growths:
             if progress is not None:
